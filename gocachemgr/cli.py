@@ -1,0 +1,184 @@
+"""The click commands: parse, call the core, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from gocachemgr.config import Config
+from gocachemgr.errors import UserError
+
+
+@dataclass
+class App:
+    """What every command needs: the flag overrides and the config they resolve to."""
+
+    overrides: dict[str, object] = field(default_factory=dict)
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = Config.load(overrides=self.overrides)
+        return self._config
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--local-dir",
+    type=click.Path(file_okay=False),
+    help="Local cache root (env GOCACHEMGR_LOCAL_DIR).",
+)
+@click.option(
+    "--shared-dir",
+    type=click.Path(file_okay=False),
+    help="Shared (NFS) cache root (env GOCACHEMGR_SHARED_DIR).",
+)
+@click.version_option(package_name="gocachemgr")
+@click.pass_context
+def cli(ctx: click.Context, local_dir: str | None, shared_dir: str | None) -> None:
+    """A two-tier Go build cache: fast local disk in front of a shared NFS directory.
+
+    \b
+    Typical use:
+      gocachemgr --shared-dir /mnt/nfs/gocache go build ./...
+      gocachemgr stats
+    Settings come from defaults < config file < GOCACHEMGR_* env < flags;
+    see docs/operations.md.
+    """
+    overrides = {"local_dir": local_dir, "shared_dir": shared_dir}
+    ctx.obj = App({k: os.path.abspath(v) for k, v in overrides.items() if v})
+
+
+@cli.command(
+    "go",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def go_command(app: App, args: tuple[str, ...]) -> None:
+    """Run the real go with the two-tier cache, e.g. `gocachemgr go build ./...`.
+
+    GOCACHE and GOCACHEPROG are set from the config; go's output, signals and
+    exit code pass through unchanged.
+    """
+    from gocachemgr.runner import run_go
+
+    sys.exit(run_go(app.config, args))
+
+
+@cli.command()
+def cacheprog() -> None:
+    """Serve go's build cache over GOCACHEPROG on stdin/stdout.
+
+    Set GOCACHEPROG="gocachemgr cacheprog" to use it without `gocachemgr go`.
+    Configure it with GOCACHEMGR_* variables or the config file.
+    """
+    from gocachemgr.cacheprog.main import main as cacheprog_main
+
+    cacheprog_main()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
+@pass_app
+def sync(app: App, as_json: bool) -> None:
+    """Upload every entry still pending for the shared tier (left by earlier runs)."""
+    from gocachemgr.sync import sync_pending
+
+    result = sync_pending(app.config, progress=None if as_json else _progress)
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+    else:
+        click.echo(
+            f"uploaded {result.done}, failed {result.failed}, still pending {result.pending}"
+        )
+    if result.pending:
+        sys.exit(1)
+
+
+def _progress(done: int, total: int) -> None:
+    click.echo(f"\rsyncing {done}/{total}", nl=done == total, err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
+@click.option("--zero", is_flag=True, help="Reset the counters after printing them.")
+@pass_app
+def stats(app: App, as_json: bool, zero: bool) -> None:
+    """Cache counters for this node: hits per tier, misses, uploads, damage found."""
+    from gocachemgr.index import Index
+    from gocachemgr.stats import COUNTERS, read_stats
+
+    index = Index(app.config.index_dir)
+    values = read_stats(index)
+    if zero:
+        index.zero_counters()
+    if as_json:
+        click.echo(json.dumps(values, indent=2))
+        return
+    descriptions = {
+        **COUNTERS,
+        "uploads_pending": "entries waiting for upload (see `gocachemgr sync`)",
+    }
+    width = max(map(len, values))
+    for name, value in values.items():
+        click.echo(f"{name:<{width}}  {value:>12,}  {descriptions[name]}")
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "work_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to put the demo's nodes and share (default: a new temp dir).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def demo(work_dir: Path | None, as_json: bool) -> None:
+    """Build the bundled sample module on two "nodes" sharing one directory.
+
+    Node A builds cold and fills the shared tier; node B starts with an empty
+    local cache and gets everything from the share. Prints where each build's
+    cache entries came from.
+    """
+    from gocachemgr.demo import run_demo
+
+    report = run_demo(work_dir, echo=None if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    if not report["ok"]:
+        sys.exit(1)
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run the CLI; every error a user can cause ends as one line and a non-zero status."""
+    try:
+        result = cli.main(args=list(argv), prog_name="gocachemgr", standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f"; see '{exc.ctx.command_path} --help'" if exc.ctx else ""
+        click.echo(f"gocachemgr: error: {exc.format_message()}{hint}", err=True)
+        return 2
+    except click.ClickException as exc:
+        click.echo(f"gocachemgr: error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except UserError as exc:
+        click.echo(f"gocachemgr: error: {exc}", err=True)
+        return exc.exit_code
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"gocachemgr: error: {exc.strerror or exc}{where}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result if isinstance(result, int) else 0

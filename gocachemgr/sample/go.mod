@@ -1,0 +1,3 @@
+module example.com/gocachemgr-sample
+
+go 1.24

@@ -1,0 +1,252 @@
+"""The shared tier: plain files on an NFS directory, published by rename.
+
+Every rule here exists because of NFS (see docs/architecture.md):
+temp files in ``tmp/`` made with O_EXCL, fsync before rename, object before
+the record that points to it, content-addressed objects never rewritten,
+every read verified (size + SHA-256) with damage moved to ``quarantine/``,
+paths built only from validated hex ids, no symlinks followed. This module
+raises ``OSError`` for I/O trouble and lets the tiered store decide to
+degrade; damage is reported as a miss through ``on_corrupt``.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gocachemgr.store import ActionEntry, is_hex_id
+from gocachemgr.store.atomic import TEMP_PREFIX, AtomicFile, VerifyError, sha256_file
+
+FORMAT = "gocachemgr-shared 1"
+SUBDIRS = ("actions", "objects", "artifacts", "modules", "locks", "tmp", "quarantine", "trash")
+RECORD_VERSION = 1
+MAX_RECORD_BYTES = 4096
+# Errors a reader may see while another node renames over a file, or after a
+# server hiccup: worth exactly one retry before the read counts as a miss.
+TRANSIENT = frozenset({errno.ENOENT, errno.ESTALE, errno.EIO})
+
+
+class SharedUnavailable(Exception):
+    """The shared directory cannot be used at all; the message says why in one line."""
+
+
+def _group_dir(path: Path) -> None:
+    """mkdir with the group-shared mode (setgid so files keep the share's group)."""
+    try:
+        os.mkdir(path, 0o775)
+    except FileExistsError:
+        return
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    os.chmod(path, mode | stat.S_ISGID)
+
+
+class SharedStore:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        on_corrupt: Callable[[str], None] = lambda reason: None,
+    ) -> None:
+        self.root = root
+        self.on_corrupt = on_corrupt
+        self.writer = f"{socket.gethostname()}:{os.getpid()}"
+        self.tmp_dir = root / "tmp"
+
+    # -- opening -----------------------------------------------------------
+
+    def open(self) -> None:
+        """Check the share is usable: a directory of our format (created if empty).
+
+        The root itself is never created: if an NFS mount is missing, creating
+        it would silently put the "shared" cache on this node's local disk.
+        """
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            raise SharedUnavailable(f"shared dir {self.root} does not exist") from None
+        except OSError as exc:
+            raise SharedUnavailable(
+                f"shared dir {self.root} is not reachable: {exc.strerror}"
+            ) from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise SharedUnavailable(f"shared dir {self.root} is not a directory")
+        fmt_path = self.root / "FORMAT"
+        try:
+            found = fmt_path.read_text().strip()
+        except FileNotFoundError:
+            found = None
+        except OSError as exc:
+            raise SharedUnavailable(f"cannot read {fmt_path}: {exc.strerror}") from None
+        if found is not None and found != FORMAT:
+            raise SharedUnavailable(
+                f"{fmt_path} says {found!r}, this gocachemgr speaks {FORMAT!r}; "
+                f"use a matching gocachemgr or another shared dir"
+            )
+        for name in SUBDIRS:
+            path = self.root / name
+            if path.is_symlink():
+                raise SharedUnavailable(
+                    f"{path} is a symlink; the shared layout must be plain dirs"
+                )
+        if found is None:
+            self._initialise()
+
+    def _initialise(self) -> None:
+        """Lay out an empty share; a read-only empty share is unusable."""
+        try:
+            for name in SUBDIRS:
+                _group_dir(self.root / name)
+            with AtomicFile(self.tmp_dir, fsync=True) as f:
+                f.write(f"{FORMAT}\n".encode())
+                f.commit(self.root / "FORMAT", replace=False)
+        except OSError as exc:
+            raise SharedUnavailable(
+                f"cannot initialise shared dir {self.root}: {exc.strerror or exc}"
+            ) from None
+
+    # -- paths -------------------------------------------------------------
+
+    def _path(self, kind: str, hex_id: str) -> Path:
+        if not is_hex_id(hex_id):
+            raise ValueError(f"refusing non-hex id {hex_id!r} as a shared path")
+        return self.root / kind / hex_id[:2] / hex_id
+
+    def object_path(self, output_id: str) -> Path:
+        return self._path("objects", output_id)
+
+    def action_path(self, action_id: str) -> Path:
+        return self._path("actions", action_id)
+
+    # -- reading -----------------------------------------------------------
+
+    def get_action(self, action_id: str) -> ActionEntry | None:
+        """The record for an action, or None (absent or damaged: damage is quarantined)."""
+        path = self.action_path(action_id)
+        try:
+            raw = _read_small(path)
+        except FileNotFoundError:
+            return None
+        entry = _parse_record(raw)
+        if entry is None:
+            self.quarantine(path, "malformed action record")
+        return entry
+
+    def read_object_into(self, action_id: str, entry: ActionEntry, dest: AtomicFile) -> bool:
+        """Stream the object into ``dest`` and verify it; False (quarantined) if damaged.
+
+        A body that hashes to its name but not to the record's size means the
+        record lies, so the record is quarantined instead of the object.
+        """
+        path = self.object_path(entry.output_id)
+        for attempt in (1, 2):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                with os.fdopen(fd, "rb") as src:
+                    dest.copy_from(src)
+                break
+            except OSError as exc:
+                if attempt == 2 or exc.errno not in TRANSIENT or dest.size:
+                    raise
+                time.sleep(0.01)
+        try:
+            dest.verify(entry.size, entry.output_id)
+        except VerifyError as exc:
+            if dest.sha256 == entry.output_id:
+                self.quarantine(self.action_path(action_id), f"record size wrong: {exc}")
+            else:
+                self.quarantine(path, f"object damaged: {exc}")
+            return False
+        return True
+
+    def has_object(self, output_id: str) -> bool:
+        return self.object_path(output_id).exists()
+
+    # -- writing -----------------------------------------------------------
+
+    def put_object(self, output_id: str, size: int, src: str) -> bool:
+        """Upload a local body; False if the share already had it. Verifies before publishing."""
+        target = self.object_path(output_id)
+        if target.exists():
+            return False
+        _group_dir(target.parent)
+        with AtomicFile(self.tmp_dir, fsync=True) as f, open(src, "rb") as source:
+            f.copy_from(source)
+            f.verify(size, output_id)  # never publish a damaged local body
+            return f.commit(target, replace=False)
+
+    def put_action(self, action_id: str, entry: ActionEntry) -> None:
+        """Publish the record (last writer wins); the object must already be there."""
+        target = self.action_path(action_id)
+        _group_dir(target.parent)
+        record = {
+            "v": RECORD_VERSION,
+            "output_id": entry.output_id,
+            "size": entry.size,
+            "time_ns": entry.time_ns,
+            "writer": self.writer,
+        }
+        with AtomicFile(self.tmp_dir, fsync=True) as f:
+            f.write(json.dumps(record, separators=(",", ":")).encode())
+            f.commit(target)
+
+    def quarantine(self, path: Path, reason: str) -> None:
+        """Move a damaged file aside (best effort) and report it once."""
+        self.on_corrupt(f"{path}: {reason}")
+        dest = self.root / "quarantine" / f"{path.parent.parent.name}-{path.name}-{time.time_ns()}"
+        try:
+            os.rename(path, dest)
+        except OSError:
+            pass  # read-only share, or another node moved it first
+
+    # -- checking ------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Problems in the share: damaged objects, bad records, dangling records, temp files."""
+        problems: list[str] = []
+        for path in sorted((self.root / "objects").glob("*/*")):
+            if path.name.startswith(TEMP_PREFIX) or sha256_file(path)[1] != path.name:
+                problems.append(f"damaged object {path}")
+        for path in sorted((self.root / "actions").glob("*/*")):
+            entry = _parse_record(_read_small(path))
+            if entry is None:
+                problems.append(f"malformed record {path}")
+            elif not self.has_object(entry.output_id):
+                problems.append(f"record {path} points to missing object {entry.output_id}")
+        problems += [f"temp file left {p}" for p in (self.root / "tmp").iterdir()]
+        return problems
+
+
+def _read_small(path: Path) -> bytes:
+    """Read a record, retrying once on a transient NFS error other than a plain miss."""
+    for attempt in (1, 2):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                return f.read(MAX_RECORD_BYTES + 1)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if attempt == 2 or exc.errno not in TRANSIENT:
+                raise
+            time.sleep(0.01)
+    raise AssertionError("unreachable")
+
+
+def _parse_record(raw: bytes) -> ActionEntry | None:
+    if len(raw) > MAX_RECORD_BYTES:
+        return None
+    try:
+        data = json.loads(raw)
+        entry = ActionEntry(str(data["output_id"]), int(data["size"]), int(data["time_ns"]))
+        version = data["v"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if version != RECORD_VERSION or not is_hex_id(entry.output_id) or entry.size < 0:
+        return None
+    return entry

@@ -1,0 +1,208 @@
+"""Local tier first, shared tier behind it, uploads written behind.
+
+Composition, not inheritance: a shared hit is verified and copied into the
+local tier before go sees it (go only ever reads local files); a put returns
+after the local write and is uploaded in the background, object before
+record. Any shared-tier failure becomes a miss or a skipped upload, counted
+and warned about once per process — it never fails the build.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+from gocachemgr.stats import Counters
+from gocachemgr.store import ActionEntry, LocalHit
+from gocachemgr.store.atomic import AtomicFile, VerifyError
+from gocachemgr.store.local import LocalStore
+from gocachemgr.store.shared import SharedStore, SharedUnavailable
+
+# Write errors that mean "this share takes no uploads now": stop trying for the run.
+UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
+
+
+class Reporter:
+    """Prints at most one warning line per process, so a bad share cannot flood a build log."""
+
+    def __init__(self, write: Callable[[str], object] | None = sys.stderr.write) -> None:
+        self._write = write
+        self._lock = threading.Lock()
+        self.message: str | None = None  # the first (and only printed) warning
+
+    def warn_once(self, message: str) -> None:
+        with self._lock:
+            if self.message is not None:
+                return
+            self.message = message
+        if self._write is None:
+            return
+        try:
+            self._write(f"gocachemgr: warning: {message}\n")
+        except (OSError, ValueError):
+            pass
+
+
+class TieredStore:
+    def __init__(
+        self,
+        local: LocalStore,
+        shared: SharedStore | None,
+        *,
+        counters: Counters,
+        reporter: Reporter,
+        upload_workers: int = 4,
+        read_workers: int = 8,
+    ) -> None:
+        self.local = local
+        self.shared = shared
+        self.counters = counters
+        self.reporter = reporter
+        self.shared_readable = shared is not None
+        self.shared_writable = shared is not None
+        self.read_pool = ThreadPoolExecutor(read_workers, thread_name_prefix="shared-read")
+        self._upload_pool = ThreadPoolExecutor(upload_workers, thread_name_prefix="upload")
+        self._uploads: set[Future[None]] = set()
+        self._uploads_lock = threading.Lock()
+        if shared is not None:
+            shared.on_corrupt = self._on_corrupt
+            try:
+                shared.open()
+            except SharedUnavailable as exc:
+                self.disable(str(exc))
+
+    # -- health ----------------------------------------------------------------
+
+    def disable(self, reason: str) -> None:
+        """Drop the shared tier for the rest of this process, with the one warning."""
+        if self.shared_readable or self.shared_writable:
+            self.counters.add("degraded_runs")
+        self.shared_readable = self.shared_writable = False
+        self.reporter.warn_once(f"{reason}; continuing with the local cache only")
+
+    def _on_corrupt(self, what: str) -> None:
+        self.counters.add("corrupt")
+        self.reporter.warn_once(
+            f"damaged shared cache file quarantined ({what}); treated as a miss"
+        )
+
+    def _shared_error(self, action: str, exc: OSError) -> None:
+        self.counters.add("shared_errors")
+        self.reporter.warn_once(f"shared cache {action} failed ({exc}); treated as a miss")
+
+    # -- get ---------------------------------------------------------------------
+
+    def get_local(self, action_id: str) -> LocalHit | None:
+        hit = self.local.get(action_id)
+        if hit is not None:
+            self.counters.add("hits_local")
+            self.counters.add("hit_bytes_local", hit.entry.size)
+        return hit
+
+    def fetch_shared(self, action_id: str) -> LocalHit | None:
+        """Copy a verified shared entry into the local tier (blocking: run it in ``read_pool``)."""
+        if not self.shared_readable or self.shared is None:
+            return None
+        try:
+            entry = self.shared.get_action(action_id)
+            if entry is None:
+                return None
+            if not self.local.has_object(entry.output_id, entry.size):
+                with self.local.new_object_file(entry.output_id) as f:
+                    if not self.shared.read_object_into(action_id, entry, f):
+                        return None
+                    self.local.commit_object(f, entry)
+            self.local.record(action_id, entry, pending=False)
+        except OSError as exc:
+            self._shared_error("read", exc)
+            return None
+        self.counters.add("hits_shared")
+        self.counters.add("hit_bytes_shared", entry.size)
+        return LocalHit(entry, self.local.object_path(entry.output_id))
+
+    # -- put ---------------------------------------------------------------------
+
+    def put(self, action_id: str, entry: ActionEntry, body: AtomicFile) -> str:
+        """Make the body and record local (raises VerifyError/OSError), queue the upload."""
+        path = self.local.commit_object(body, entry)
+        queue = self.shared is not None
+        self.local.record(action_id, entry, pending=queue)
+        self.counters.add("puts")
+        self.counters.add("put_bytes", entry.size)
+        if queue:
+            self.schedule_upload(action_id, entry)
+        return path
+
+    # -- uploads -----------------------------------------------------------------
+
+    def schedule_upload(self, action_id: str, entry: ActionEntry) -> None:
+        if not self.shared_writable:
+            return  # stays pending in the index for `gocachemgr sync`
+        future = self._upload_pool.submit(self._upload, action_id, entry)
+        with self._uploads_lock:
+            self._uploads.add(future)
+        future.add_done_callback(self._forget_upload)
+
+    def _forget_upload(self, future: Future[None]) -> None:
+        with self._uploads_lock:
+            self._uploads.discard(future)
+
+    def resume_pending(self) -> int:
+        """Queue uploads that earlier runs left pending; returns how many."""
+        items = list(self.local.index.pending()) if self.shared_writable else []
+        for action_id, entry in items:
+            self.schedule_upload(action_id, entry)
+        return len(items)
+
+    def _upload(self, action_id: str, entry: ActionEntry) -> None:
+        if not self.shared_writable or self.shared is None:
+            return
+        src = self.local.object_path(entry.output_id)
+        if not os.path.exists(src):
+            # `go clean -cache` or gc took the body: nothing to upload any more.
+            self.local.index.done_pending(action_id)
+            self.counters.add("uploads_failed")
+            return
+        try:
+            self.shared.put_object(entry.output_id, entry.size, src)
+            self.shared.put_action(action_id, entry)
+        except VerifyError:
+            # The local body is damaged: forget it rather than publish it.
+            self.local.index.delete_action(action_id)
+            self.local.index.done_pending(action_id)
+            self.counters.add("uploads_failed")
+            return
+        except OSError as exc:
+            self.counters.add("uploads_failed")
+            if exc.errno in UNWRITABLE:
+                self.counters.add("shared_errors")
+                self.shared_writable = False
+                self.reporter.warn_once(
+                    f"shared cache is not writable ({exc}); uploads stay pending for "
+                    f"'gocachemgr sync'"
+                )
+            else:
+                self._shared_error("upload", exc)
+            return
+        self.local.index.done_pending(action_id)
+        self.counters.add("uploads_done")
+
+    def uploads_running(self) -> int:
+        with self._uploads_lock:
+            return len(self._uploads)
+
+    def flush_uploads(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for queued uploads; True if none is left running."""
+        with self._uploads_lock:
+            running = set(self._uploads)
+        _, not_done = wait(running, timeout=timeout)
+        return not not_done
+
+    def close(self) -> None:
+        """Stop the pools without waiting: a hung NFS call must not hang go's exit."""
+        self.read_pool.shutdown(wait=False, cancel_futures=True)
+        self._upload_pool.shutdown(wait=False, cancel_futures=True)
