@@ -164,7 +164,8 @@ def run(argv: Sequence[str]) -> int:
     try:
         result = cli.main(args=list(argv), prog_name="gocachemgr", standalone_mode=False)
     except click.UsageError as exc:
-        hint = f"; see '{exc.ctx.command_path} --help'" if exc.ctx else ""
+        command = exc.ctx.command_path if exc.ctx else "gocachemgr"
+        hint = f"; see '{command} --help'"
         click.echo(f"gocachemgr: error: {exc.format_message()}{hint}", err=True)
         return 2
     except click.ClickException as exc:

@@ -43,7 +43,12 @@ def go_environment(config: Config, env: Mapping[str, str]) -> dict[str, str]:
     return result
 
 
-def run_go(config: Config, args: Sequence[str], env: Mapping[str, str] | None = None) -> int:
+def run_go(
+    config: Config,
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> int:
     """Run ``go args...``; returns go's exit code (128+N when go died of signal N).
 
     Ctrl-C reaches go directly (same process group), so this process ignores
@@ -52,7 +57,7 @@ def run_go(config: Config, args: Sequence[str], env: Mapping[str, str] | None = 
     env = os.environ if env is None else env
     go = find_go(config, env)
     config.gocache_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([go, *args], env=go_environment(config, env))
+    proc = subprocess.Popen([go, *args], env=go_environment(config, env), cwd=cwd)
     previous = {
         sig: signal.signal(sig, lambda s, _f: proc.send_signal(s)) for sig in FORWARDED_SIGNALS
     }
