@@ -75,7 +75,9 @@ def run_demo(work_dir: Path | None, echo: Callable[[str], object] | None) -> dic
     # The sample needs no modules: keep go offline and on the local toolchain.
     env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOPROXY="off")
     nodes = {
-        name: Config.load(overrides={"local_dir": str(root / f"node-{name}"), "shared_dir": str(share)})
+        name: Config.load(
+            overrides={"local_dir": str(root / f"node-{name}"), "shared_dir": str(share)}
+        )
         for name in ("a", "b")
     }
     go = find_go(nodes["a"])
@@ -90,7 +92,8 @@ def run_demo(work_dir: Path | None, echo: Callable[[str], object] | None) -> dic
         "sha256"
     )
     say("")
-    say(f"  {'node':<5}{'time':>8}{'from local':>12}{'from shared':>13}{'misses':>8}{'uploaded':>10}")
+    header = f"{'node':<5}{'time':>8}{'from local':>12}{'from shared':>13}{'misses':>8}"
+    say(f"  {header}{'uploaded':>10}")
     for r in results:
         say(
             f"  {r['node']:<5}{r['seconds']:>7.2f}s{r['from_local']:>12}{r['from_shared']:>13}"

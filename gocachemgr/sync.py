@@ -30,7 +30,7 @@ def sync_pending(config: Config, progress: Callable[[int, int], None] | None = N
     try:
         if not store.shared_writable:
             raise UserError(f"cannot sync: {reporter.message}")
-        total = store.resume_pending()
+        total = store.resume_pending(background=False)
         while not store.flush_uploads(timeout=0.2):
             if progress:
                 progress(total - store.uploads_running(), total)

@@ -66,7 +66,10 @@ class TieredStore:
         self.shared_writable = shared is not None
         self.read_pool = ThreadPoolExecutor(read_workers, thread_name_prefix="shared-read")
         self._upload_pool = ThreadPoolExecutor(upload_workers, thread_name_prefix="upload")
-        self._uploads: set[Future[None]] = set()
+        # A backlog from earlier runs trickles up on its own thread, so it never
+        # delays this run's uploads, and is not waited for at close.
+        self._resume_pool = ThreadPoolExecutor(1, thread_name_prefix="resume")
+        self._uploads: dict[Future[None], bool] = {}  # future -> resumed from the backlog
         self._uploads_lock = threading.Lock()
         if shared is not None:
             shared.on_corrupt = self._on_corrupt
@@ -139,23 +142,28 @@ class TieredStore:
 
     # -- uploads -----------------------------------------------------------------
 
-    def schedule_upload(self, action_id: str, entry: ActionEntry) -> None:
+    def schedule_upload(self, action_id: str, entry: ActionEntry, *, resumed: bool = False) -> None:
         if not self.shared_writable:
             return  # stays pending in the index for `gocachemgr sync`
-        future = self._upload_pool.submit(self._upload, action_id, entry)
+        pool = self._resume_pool if resumed else self._upload_pool
+        future = pool.submit(self._upload, action_id, entry)
         with self._uploads_lock:
-            self._uploads.add(future)
+            self._uploads[future] = resumed
         future.add_done_callback(self._forget_upload)
 
     def _forget_upload(self, future: Future[None]) -> None:
         with self._uploads_lock:
-            self._uploads.discard(future)
+            self._uploads.pop(future, None)
 
-    def resume_pending(self) -> int:
-        """Queue uploads that earlier runs left pending; returns how many."""
+    def resume_pending(self, *, background: bool = True) -> int:
+        """Queue the uploads earlier runs left pending; returns how many.
+
+        In the background (a go command) they trickle up on one thread and are
+        not waited for at close; ``gocachemgr sync`` queues them as its own work.
+        """
         items = list(self.local.index.pending()) if self.shared_writable else []
         for action_id, entry in items:
-            self.schedule_upload(action_id, entry)
+            self.schedule_upload(action_id, entry, resumed=background)
         return len(items)
 
     def _upload(self, action_id: str, entry: ActionEntry) -> None:
@@ -196,9 +204,12 @@ class TieredStore:
             return len(self._uploads)
 
     def flush_uploads(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for queued uploads; True if none is left running."""
+        """Wait up to ``timeout`` s for this run's own uploads (not a resumed backlog).
+
+        True when none of them is left; what is left stays pending in the index.
+        """
         with self._uploads_lock:
-            running = set(self._uploads)
+            running = [f for f, resumed in self._uploads.items() if not resumed]
         _, not_done = wait(running, timeout=timeout)
         return not not_done
 
@@ -206,3 +217,4 @@ class TieredStore:
         """Stop the pools without waiting: a hung NFS call must not hang go's exit."""
         self.read_pool.shutdown(wait=False, cancel_futures=True)
         self._upload_pool.shutdown(wait=False, cancel_futures=True)
+        self._resume_pool.shutdown(wait=False, cancel_futures=True)
