@@ -3,7 +3,6 @@ one helper per go command and waits for it, so its start-up must be quick."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 
@@ -19,5 +18,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONSAFEPATH", "1")
     main()

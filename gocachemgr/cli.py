@@ -77,14 +77,20 @@ def go_command(app: App, args: tuple[str, ...]) -> None:
 
 
 @cli.command()
-def cacheprog() -> None:
+@pass_app
+def cacheprog(app: App) -> None:
     """Serve go's build cache over GOCACHEPROG on stdin/stdout.
 
     Set GOCACHEPROG="gocachemgr cacheprog" to use it without `gocachemgr go`.
     Configure it with GOCACHEMGR_* variables or the config file.
     """
     from gocachemgr.cacheprog.main import main as cacheprog_main
+    from gocachemgr.config import SETTINGS
 
+    # The server reads its config from the environment; flags given here win.
+    for setting in SETTINGS:
+        if setting.name in app.overrides:
+            os.environ[setting.env_var] = str(app.overrides[setting.name])
     cacheprog_main()
 
 

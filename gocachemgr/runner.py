@@ -24,8 +24,13 @@ def _go_quote(word: str) -> str:
 
 
 def cacheprog_command() -> str:
-    """GOCACHEPROG value: this Python running the fast cacheprog entry (no click import)."""
-    return " ".join(_go_quote(w) for w in (sys.executable, "-m", "gocachemgr.cacheprog"))
+    """GOCACHEPROG value: this Python running the fast cacheprog entry (no click import).
+
+    ``-P`` keeps go's working directory off ``sys.path``: a ``json.py`` in the
+    Go project must not be imported in place of the standard library.
+    """
+    words = (sys.executable, "-P", "-m", "gocachemgr.cacheprog")
+    return " ".join(_go_quote(w) for w in words)
 
 
 def go_environment(config: Config, env: Mapping[str, str]) -> dict[str, str]:

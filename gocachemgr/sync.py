@@ -28,8 +28,8 @@ def sync_pending(config: Config, progress: Callable[[int, int], None] | None = N
     reporter = Reporter(write=None)
     store = open_tiered(config, reporter=reporter)
     try:
-        if not store.shared_writable:
-            raise UserError(f"cannot sync: {reporter.message}")
+        if not store.wait_shared(config.shared_timeout) or not store.shared_writable:
+            raise UserError(f"cannot sync: {store.shared_problem}")
         total = store.resume_pending(background=False)
         while not store.flush_uploads(timeout=0.2):
             if progress:

@@ -57,7 +57,8 @@ def parse_request(line: bytes) -> Request:
     """Parse one request line; ProtocolError if it cannot be answered by ID."""
     try:
         data = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: nesting deeper than Python's limit ("[[[[..."), fits in one line.
         raise ProtocolError(f"request is not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ProtocolError(f"request is not a JSON object: {line[:80]!r}")

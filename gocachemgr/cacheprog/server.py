@@ -19,7 +19,7 @@ from collections.abc import Callable
 from gocachemgr.cacheprog import protocol
 from gocachemgr.cacheprog.framing import BodyError, FrameReader, FramingError
 from gocachemgr.store import ActionEntry
-from gocachemgr.store.atomic import AtomicFile, VerifyError
+from gocachemgr.store.atomic import AtomicFile
 from gocachemgr.store.tiered import TieredStore
 
 MAX_IN_FLIGHT = 64
@@ -131,7 +131,7 @@ class Server:
         loop = asyncio.get_running_loop()
         try:
             path = await loop.run_in_executor(None, self.store.put, request.action_id, entry, body)
-        except (VerifyError, OSError) as exc:
+        except Exception as exc:  # VerifyError, OSError, lmdb.Error...: unanswered, go would hang
             body.abort()
             self.send(protocol.error_response(request.id, f"gocachemgr: put failed: {exc}"))
             return
@@ -147,7 +147,7 @@ class Server:
             if hit is None and self.store.shared_readable:
                 hit = await self._fetch_shared(request.action_id)
         except Exception as exc:  # a get must never fail the build: a miss will do
-            self._log(f"gocachemgr cacheprog: get failed, treated as a miss: {exc!r}\n")
+            self.store.reporter.warn_once(f"cache lookup failed, treated as a miss ({exc!r})")
             hit = None
         if hit is None:
             self.store.counters.add("misses")

@@ -8,6 +8,7 @@ removed on any failure, ``BaseException`` included.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -16,6 +17,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 CHUNK = 1 << 20
+NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK})
 TEMP_PREFIX = ".tmp-"
 
 
@@ -66,12 +68,12 @@ class AtomicFile:
         With ``replace=False`` (content-addressed files) an existing target is
         kept and the temp file dropped: both hold the same bytes.
         """
-        self._close()
         try:
-            if not replace and target.exists():
-                return False
-            os.replace(self.path, target)
-            return True
+            self._close()  # inside: a failed fsync/close must not leave the temp file behind
+            if replace:
+                os.replace(self.path, target)
+                return True
+            return _publish_once(self.path, target)
         finally:
             self._remove_temp()
 
@@ -108,11 +110,22 @@ class AtomicFile:
         self.abort()
 
 
-def write_bytes_atomic(tmp_dir: Path, target: Path, data: bytes, *, fsync: bool) -> None:
-    """Replace ``target`` with ``data`` atomically (last writer wins)."""
-    with AtomicFile(tmp_dir, fsync=fsync) as f:
-        f.write(data)
-        f.commit(target)
+def _publish_once(temp: Path, target: Path) -> bool:
+    """Give ``temp`` the name ``target`` unless it exists: ``link`` fails atomically with EEXIST,
+    also on an NFS server, where "check, then rename" could race with another node."""
+    try:
+        os.link(temp, target)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINKS:
+            raise
+    # A filesystem without hard links: check, then rename (same bytes either way).
+    if target.exists():
+        return False
+    os.replace(temp, target)
+    return True
 
 
 def sha256_file(path: Path) -> tuple[int, str]:

@@ -27,6 +27,7 @@ FORMAT = "gocachemgr-shared 1"
 SUBDIRS = ("actions", "objects", "artifacts", "modules", "locks", "tmp", "quarantine", "trash")
 RECORD_VERSION = 1
 MAX_RECORD_BYTES = 4096
+INT64_MAX = 2**63 - 1
 # Errors a reader may see while another node renames over a file, or after a
 # server hiccup: worth exactly one retry before the read counts as a miss.
 TRANSIENT = frozenset({errno.ENOENT, errno.ESTALE, errno.EIO})
@@ -37,13 +38,30 @@ class SharedUnavailable(Exception):
 
 
 def _group_dir(path: Path) -> None:
-    """mkdir with the group-shared mode (setgid so files keep the share's group)."""
+    """mkdir with the group-shared mode (setgid so files keep the share's group).
+
+    An existing entry must be a plain directory: a symlink planted in the share
+    must not redirect our writes.
+    """
     try:
         os.mkdir(path, 0o775)
     except FileExistsError:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise OSError(
+                errno.ELOOP, "not a plain directory in the shared layout", str(path)
+            ) from None
         return
     mode = stat.S_IMODE(os.stat(path).st_mode)
     os.chmod(path, mode | stat.S_ISGID)
+
+
+def _open_nofollow(path: Path) -> int:
+    """Open ``dir/name`` for reading without following a symlink at either level."""
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class SharedStore:
@@ -78,7 +96,7 @@ class SharedStore:
             raise SharedUnavailable(f"shared dir {self.root} is not a directory")
         fmt_path = self.root / "FORMAT"
         try:
-            found = fmt_path.read_text().strip()
+            found = _read_small(fmt_path).decode(errors="replace").strip()
         except FileNotFoundError:
             found = None
         except OSError as exc:
@@ -146,10 +164,18 @@ class SharedStore:
         path = self.object_path(entry.output_id)
         for attempt in (1, 2):
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                with os.fdopen(fd, "rb") as src:
+                with os.fdopen(_open_nofollow(path), "rb") as src:
                     dest.copy_from(src)
                 break
+            except FileNotFoundError:
+                if attempt == 2:
+                    # Objects are published before records and never rewritten:
+                    # a record whose object is gone (quarantined, collected) is stale.
+                    self.quarantine(
+                        self.action_path(action_id), "record points to a missing object"
+                    )
+                    return False
+                time.sleep(0.01)
             except OSError as exc:
                 if attempt == 2 or exc.errno not in TRANSIENT or dest.size:
                     raise
@@ -226,8 +252,7 @@ def _read_small(path: Path) -> bytes:
     """Read a record, retrying once on a transient NFS error other than a plain miss."""
     for attempt in (1, 2):
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            with os.fdopen(fd, "rb") as f:
+            with os.fdopen(_open_nofollow(path), "rb") as f:
                 return f.read(MAX_RECORD_BYTES + 1)
         except FileNotFoundError:
             raise
@@ -245,8 +270,11 @@ def _parse_record(raw: bytes) -> ActionEntry | None:
         data = json.loads(raw)
         entry = ActionEntry(str(data["output_id"]), int(data["size"]), int(data["time_ns"]))
         version = data["v"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):  # Overflow: "size": Infinity
         return None
-    if version != RECORD_VERSION or not is_hex_id(entry.output_id) or entry.size < 0:
+    if version != RECORD_VERSION or not is_hex_id(entry.output_id):
+        return None
+    # The ranges the index can pack (ActionEntry.pack: ">32sQq") and go's int64 fields hold.
+    if not (0 <= entry.size <= INT64_MAX and -INT64_MAX - 1 <= entry.time_ns <= INT64_MAX):
         return None
     return entry

@@ -71,12 +71,31 @@ class TieredStore:
         self._resume_pool = ThreadPoolExecutor(1, thread_name_prefix="resume")
         self._uploads: dict[Future[None], bool] = {}  # future -> resumed from the backlog
         self._uploads_lock = threading.Lock()
+        self.shared_problem: str | None = None
+        self._opened: Future[None] | None = None
         if shared is not None:
             shared.on_corrupt = self._on_corrupt
-            try:
-                shared.open()
-            except SharedUnavailable as exc:
-                self.disable(str(exc))
+            # Checked off the caller's thread: on a hung hard mount the first
+            # shared fetch times out and drops the tier, local hits never wait.
+            self._opened = self.read_pool.submit(self._open_shared, shared)
+
+    def _open_shared(self, shared: SharedStore) -> None:
+        try:
+            shared.open()
+        except SharedUnavailable as exc:
+            self.disable(str(exc))
+        except OSError as exc:
+            self.disable(f"shared dir {shared.root} failed its start-up check ({exc})")
+
+    def wait_shared(self, timeout: float | None = None) -> bool:
+        """Wait for the share's start-up check; True while the shared tier is usable."""
+        if self._opened is None:
+            return False
+        try:
+            self._opened.result(timeout)
+        except TimeoutError:
+            self.disable(f"shared dir did not answer its start-up check within {timeout:g}s")
+        return self.shared_readable or self.shared_writable
 
     # -- health ----------------------------------------------------------------
 
@@ -84,6 +103,7 @@ class TieredStore:
         """Drop the shared tier for the rest of this process, with the one warning."""
         if self.shared_readable or self.shared_writable:
             self.counters.add("degraded_runs")
+            self.shared_problem = reason
         self.shared_readable = self.shared_writable = False
         self.reporter.warn_once(f"{reason}; continuing with the local cache only")
 
@@ -93,9 +113,9 @@ class TieredStore:
             f"damaged shared cache file quarantined ({what}); treated as a miss"
         )
 
-    def _shared_error(self, action: str, exc: OSError) -> None:
+    def _shared_error(self, what: str, exc: OSError) -> None:
         self.counters.add("shared_errors")
-        self.reporter.warn_once(f"shared cache {action} failed ({exc}); treated as a miss")
+        self.reporter.warn_once(f"shared cache {what} failed ({exc})")
 
     # -- get ---------------------------------------------------------------------
 
@@ -108,7 +128,7 @@ class TieredStore:
 
     def fetch_shared(self, action_id: str) -> LocalHit | None:
         """Copy a verified shared entry into the local tier (blocking: run it in ``read_pool``)."""
-        if not self.shared_readable or self.shared is None:
+        if self.shared is None or not self.wait_shared() or not self.shared_readable:
             return None
         try:
             entry = self.shared.get_action(action_id)
@@ -121,7 +141,7 @@ class TieredStore:
                     self.local.commit_object(f, entry)
             self.local.record(action_id, entry, pending=False)
         except OSError as exc:
-            self._shared_error("read", exc)
+            self._shared_error("read (treated as a miss)", exc)
             return None
         self.counters.add("hits_shared")
         self.counters.add("hit_bytes_shared", entry.size)
@@ -167,7 +187,7 @@ class TieredStore:
         return len(items)
 
     def _upload(self, action_id: str, entry: ActionEntry) -> None:
-        if not self.shared_writable or self.shared is None:
+        if self.shared is None or not self.wait_shared() or not self.shared_writable:
             return
         src = self.local.object_path(entry.output_id)
         if not os.path.exists(src):
@@ -194,7 +214,7 @@ class TieredStore:
                     f"'gocachemgr sync'"
                 )
             else:
-                self._shared_error("upload", exc)
+                self._shared_error("upload (the entry stays pending)", exc)
             return
         self.local.index.done_pending(action_id)
         self.counters.add("uploads_done")
