@@ -45,7 +45,8 @@ class Node:
             check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``gocachemgr ARGS`` as a user would (a new Python process)."""
         proc = subprocess.run(
-            [sys.executable, "-m", "gocachemgr", *args],
+            # -P: like the `gocachemgr` script, keep the Go project dir off sys.path
+            [sys.executable, "-P", "-m", "gocachemgr", *args],
             cwd=cwd, env=self.env, capture_output=True, text=True, timeout=timeout,
         )
         if check and proc.returncode != 0:

@@ -198,9 +198,9 @@ class SharedStore:
     def put_object(self, output_id: str, size: int, src: str) -> bool:
         """Upload a local body; False if the share already had it. Verifies before publishing."""
         target = self.object_path(output_id)
+        _group_dir(target.parent)  # first: refuses a symlink planted as the shard dir
         if target.exists():
             return False
-        _group_dir(target.parent)
         with AtomicFile(self.tmp_dir, fsync=True) as f, open(src, "rb") as source:
             f.copy_from(source)
             f.verify(size, output_id)  # never publish a damaged local body
