@@ -113,9 +113,9 @@ class TieredStore:
             f"damaged shared cache file quarantined ({what}); treated as a miss"
         )
 
-    def _shared_error(self, what: str, exc: OSError) -> None:
+    def _shared_error(self, what: str, exc: OSError, consequence: str) -> None:
         self.counters.add("shared_errors")
-        self.reporter.warn_once(f"shared cache {what} failed ({exc})")
+        self.reporter.warn_once(f"shared cache {what} failed ({exc}); {consequence}")
 
     # -- get ---------------------------------------------------------------------
 
@@ -141,7 +141,7 @@ class TieredStore:
                     self.local.commit_object(f, entry)
             self.local.record(action_id, entry, pending=False)
         except OSError as exc:
-            self._shared_error("read (treated as a miss)", exc)
+            self._shared_error("read", exc, "treated as a miss")
             return None
         self.counters.add("hits_shared")
         self.counters.add("hit_bytes_shared", entry.size)
@@ -214,7 +214,7 @@ class TieredStore:
                     f"'gocachemgr sync'"
                 )
             else:
-                self._shared_error("upload (the entry stays pending)", exc)
+                self._shared_error("upload", exc, "the entry stays pending for 'gocachemgr sync'")
             return
         self.local.index.done_pending(action_id)
         self.counters.add("uploads_done")
