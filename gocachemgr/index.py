@@ -32,7 +32,7 @@ class Index:
             # metasync=False keeps ACI and drops only the last transactions on
             # a power cut; a lost record is a miss, never a wrong answer.
             self.env = lmdb.open(
-                str(directory), map_size=MAP_SIZE, max_dbs=8, metasync=False, readahead=False
+                str(directory), map_size=MAP_SIZE, max_dbs=32, metasync=False, readahead=False
             )
             self.env.reader_check()  # clear reader slots of killed processes
             self._actions = self.env.open_db(b"actions")
