@@ -77,15 +77,25 @@ class TieredStore:
             shared.on_corrupt = self._on_corrupt
             # Checked off the caller's thread: on a hung hard mount the first
             # shared fetch times out and drops the tier, local hits never wait.
-            self._opened = self.read_pool.submit(self._open_shared, shared)
+            # A daemon thread, not a pool worker: the interpreter joins pool
+            # threads at exit, so a check stuck for ever would hang `sync`.
+            self._opened = Future()
+            threading.Thread(
+                target=self._open_shared, args=(shared, self._opened), daemon=True,
+                name="shared-open",
+            ).start()
 
-    def _open_shared(self, shared: SharedStore) -> None:
+    def _open_shared(self, shared: SharedStore, done: Future[None]) -> None:
         try:
             shared.open()
         except SharedUnavailable as exc:
             self.disable(str(exc))
         except OSError as exc:
             self.disable(f"shared dir {shared.root} failed its start-up check ({exc})")
+        except Exception as exc:  # re-raised by wait_shared, as from a pool worker
+            done.set_exception(exc)
+            return
+        done.set_result(None)
 
     def wait_shared(self, timeout: float | None = None) -> bool:
         """Wait for the share's start-up check; True while the shared tier is usable."""
