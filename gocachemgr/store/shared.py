@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import socket
 import stat
 import time
@@ -27,6 +28,8 @@ FORMAT = "gocachemgr-shared 1"
 SUBDIRS = ("actions", "objects", "artifacts", "modules", "locks", "tmp", "quarantine", "trash")
 RECORD_VERSION = 1
 MAX_RECORD_BYTES = 4096
+MAX_MANIFEST_BYTES = 1 << 20
+_HEX32 = re.compile(r"[0-9a-f]{32}")
 INT64_MAX = 2**63 - 1
 # Errors a reader may see while another node renames over a file, or after a
 # server hiccup: worth exactly one retry before the read counts as a miss.
@@ -156,12 +159,17 @@ class SharedStore:
         return entry
 
     def read_object_into(self, action_id: str, entry: ActionEntry, dest: AtomicFile) -> bool:
-        """Stream the object into ``dest`` and verify it; False (quarantined) if damaged.
+        """Stream an action's object into ``dest`` and verify it (see ``read_blob_into``)."""
+        return self.read_blob_into(self.action_path(action_id), entry.output_id, entry.size, dest)
 
-        A body that hashes to its name but not to the record's size means the
-        record lies, so the record is quarantined instead of the object.
+    def read_blob_into(self, referrer: Path, output_id: str, size: int, dest: AtomicFile) -> bool:
+        """Stream an object into ``dest`` and verify it; False (quarantined) if damaged.
+
+        ``referrer`` is the record or manifest that named the object. A body
+        that hashes to its name but not to the referrer's size means the
+        referrer lies, so it is quarantined instead of the object.
         """
-        path = self.object_path(entry.output_id)
+        path = self.object_path(output_id)
         for attempt in (1, 2):
             try:
                 with os.fdopen(_open_nofollow(path), "rb") as src:
@@ -171,9 +179,7 @@ class SharedStore:
                 if attempt == 2:
                     # Objects are published before records and never rewritten:
                     # a record whose object is gone (quarantined, collected) is stale.
-                    self.quarantine(
-                        self.action_path(action_id), "record points to a missing object"
-                    )
+                    self.quarantine(referrer, "record points to a missing object")
                     return False
                 time.sleep(0.01)
             except OSError as exc:
@@ -181,10 +187,10 @@ class SharedStore:
                     raise
                 time.sleep(0.01)
         try:
-            dest.verify(entry.size, entry.output_id)
+            dest.verify(size, output_id)
         except VerifyError as exc:
-            if dest.sha256 == entry.output_id:
-                self.quarantine(self.action_path(action_id), f"record size wrong: {exc}")
+            if dest.sha256 == output_id:
+                self.quarantine(referrer, f"record size wrong: {exc}")
             else:
                 self.quarantine(path, f"object damaged: {exc}")
             return False
@@ -219,6 +225,27 @@ class SharedStore:
         }
         with AtomicFile(self.tmp_dir, fsync=True) as f:
             f.write(json.dumps(record, separators=(",", ":")).encode())
+            f.commit(target)
+
+    def artifact_path(self, key: str) -> Path:
+        if not _HEX32.fullmatch(key):
+            raise ValueError(f"refusing non-hex content key {key!r} as a shared path")
+        return self.root / "artifacts" / key[:2] / key
+
+    def get_manifest(self, key: str) -> bytes | None:
+        """The manifest of a whole build output, or None; the caller validates it."""
+        try:
+            with os.fdopen(_open_nofollow(self.artifact_path(key)), "rb") as f:
+                return f.read(MAX_MANIFEST_BYTES + 1)
+        except FileNotFoundError:
+            return None
+
+    def put_manifest(self, key: str, data: bytes) -> None:
+        """Publish a manifest (last writer wins); its objects must already be there."""
+        target = self.artifact_path(key)
+        _group_dir(target.parent)
+        with AtomicFile(self.tmp_dir, fsync=True) as f:
+            f.write(data)
             f.commit(target)
 
     def quarantine(self, path: Path, reason: str) -> None:
