@@ -165,6 +165,121 @@ def demo(work_dir: Path | None, as_json: bool) -> None:
         sys.exit(1)
 
 
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def build(app: App, args: tuple[str, ...]) -> None:
+    """`go build` that skips go when nothing changed: `gocachemgr build -o app ./cmd/app`.
+
+    \b
+    The content key covers the toolchain, every env var and flag that can change
+    the output, the VCS stamp and every source in the package closure. On a hit
+    (this node or the shared dir) the binaries are written, verified, where go
+    build would put them, and go never starts. Flags the key cannot describe
+    (-toolexec, -overlay, -n, -x, ...) fall through to plain go build; -v says why.
+    """
+    from gocachemgr.build import Builder
+
+    builder = Builder(app.config, os.environ, os.getcwd(), note=_note)
+    try:
+        outcome = builder.build(list(args))
+    finally:
+        builder.close()
+    sys.exit(outcome.code)
+
+
+def _note(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]},
+)
+@click.option("--explain", is_flag=True, help="List every input of the key and its digest.")
+@click.option(
+    "--diff", "against", metavar="KEY", help="Say which inputs differ from an explained KEY."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def key(app: App, explain: bool, against: str | None, as_json: bool, args: tuple[str, ...]) -> None:
+    """Print the content key `gocachemgr build` would use for these go build arguments."""
+    from gocachemgr.build import Builder
+    from gocachemgr.keys.explain import ExplainLog, diff_fields
+    from gocachemgr.keys.flags import parse_build_args
+
+    build_args = parse_build_args(list(args))
+    if build_args.unsupported:
+        raise UserError(f"no content key: {build_args.unsupported}")
+    builder = Builder(app.config, os.environ, os.getcwd(), note=_note)
+    try:
+        from gocachemgr.keys.graph import GoListFailed
+
+        try:
+            result = builder.key(build_args, explain=True)
+        except GoListFailed as exc:
+            raise UserError(f"go list failed: {str(exc).splitlines()[0]}") from None
+        log = ExplainLog(builder.index)
+        log.save(result.key, result.fields)
+        differences = None
+        if against:
+            old = log.load(against)
+            if old is None:
+                raise UserError(
+                    f"key {against} was never explained on this node; "
+                    f"run `gocachemgr key --explain` for it first"
+                )
+            differences = diff_fields(old, result.fields)
+    finally:
+        builder.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "key": result.key,
+                    "ran_go_list": result.ran_go_list,
+                    "files_hashed": result.files_hashed,
+                    "fields": result.fields if explain else None,
+                    "diff": differences,
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(result.key)
+    if explain:
+        for name, digest in result.fields:
+            click.echo(f"  {digest}  {name}")
+    if differences is not None:
+        click.echo("\n".join(differences) if differences else "no inputs differ")
+
+
+@cli.command()
+@click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=Path))
+@pass_app
+def watch(app: App, roots: tuple[Path, ...]) -> None:
+    """Watch source trees so builds re-check only the files that changed.
+
+    Runs until Ctrl-C or SIGTERM. Builds stay correct without it, only slower:
+    without a live watcher (or after lost events) every file is stat-checked.
+    """
+    from gocachemgr.index import Index
+    from gocachemgr.watch import resolve_roots, watch_until_signalled
+
+    resolved = resolve_roots(roots)
+    index = Index(app.config.index_dir)
+    try:
+        watch_until_signalled(
+            resolved,
+            index,
+            on_ready=lambda: click.echo(f"watching {', '.join(resolved)} (pid {os.getpid()})"),
+        )
+    finally:
+        index.close()
+
+
 def run(argv: Sequence[str]) -> int:
     """Run the CLI; every error a user can cause ends as one line and a non-zero status."""
     try:

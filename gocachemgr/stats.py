@@ -22,6 +22,9 @@ COUNTERS: dict[str, str] = {
     "corrupt": "damaged shared files found and quarantined",
     "shared_errors": "shared-tier I/O errors turned into misses or skipped uploads",
     "degraded_runs": "runs that fell back to local-only",
+    "builds_hit_local": "`gocachemgr build` runs served from local outputs without go",
+    "builds_hit_shared": "`gocachemgr build` runs served from the shared tier without go",
+    "builds_miss": "`gocachemgr build` runs that ran go build",
 }
 
 

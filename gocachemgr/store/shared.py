@@ -30,6 +30,7 @@ RECORD_VERSION = 1
 MAX_RECORD_BYTES = 4096
 MAX_MANIFEST_BYTES = 1 << 20
 _HEX32 = re.compile(r"[0-9a-f]{32}")
+ARTIFACT_KINDS = frozenset({"", "graphs", "toolchains"})
 INT64_MAX = 2**63 - 1
 # Errors a reader may see while another node renames over a file, or after a
 # server hiccup: worth exactly one retry before the read counts as a miss.
@@ -227,22 +228,26 @@ class SharedStore:
             f.write(json.dumps(record, separators=(",", ":")).encode())
             f.commit(target)
 
-    def artifact_path(self, key: str) -> Path:
-        if not _HEX32.fullmatch(key):
-            raise ValueError(f"refusing non-hex content key {key!r} as a shared path")
-        return self.root / "artifacts" / key[:2] / key
+    def artifact_path(self, key: str, kind: str = "") -> Path:
+        """``artifacts/kk/<key>`` for output manifests; ``artifacts/<kind>/kk/<key>`` for the
+        records that let a new node skip go entirely (package graphs, toolchain facts)."""
+        if not _HEX32.fullmatch(key) or kind not in ARTIFACT_KINDS:
+            raise ValueError(f"refusing {kind!r} {key!r} as a shared artifact path")
+        return self.root / "artifacts" / kind / key[:2] / key
 
-    def get_manifest(self, key: str) -> bytes | None:
-        """The manifest of a whole build output, or None; the caller validates it."""
+    def get_manifest(self, key: str, kind: str = "") -> bytes | None:
+        """A manifest or record, or None; the caller validates what it reads."""
         try:
-            with os.fdopen(_open_nofollow(self.artifact_path(key)), "rb") as f:
+            with os.fdopen(_open_nofollow(self.artifact_path(key, kind)), "rb") as f:
                 return f.read(MAX_MANIFEST_BYTES + 1)
         except FileNotFoundError:
             return None
 
-    def put_manifest(self, key: str, data: bytes) -> None:
-        """Publish a manifest (last writer wins); its objects must already be there."""
-        target = self.artifact_path(key)
+    def put_manifest(self, key: str, data: bytes, kind: str = "") -> None:
+        """Publish a manifest or record (last writer wins); objects it names come first."""
+        target = self.artifact_path(key, kind)
+        if kind:
+            _group_dir(target.parent.parent)
         _group_dir(target.parent)
         with AtomicFile(self.tmp_dir, fsync=True) as f:
             f.write(data)

@@ -1,0 +1,1 @@
+"""Content keys: what decides whether a cached build output can be reused."""
