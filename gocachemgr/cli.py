@@ -241,6 +241,7 @@ def key(app: App, explain: bool, against: str | None, as_json: bool, args: tuple
                     "key": result.key,
                     "ran_go_list": result.ran_go_list,
                     "files_hashed": result.files_hashed,
+                    "files_statted": result.files_statted,
                     "fields": result.fields if explain else None,
                     "diff": differences,
                 },
