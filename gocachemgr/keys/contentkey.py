@@ -174,7 +174,12 @@ class KeyEngine:
             self.graphs,
             workspace,
             list_packages=lambda: run_go_list(
-                self.go, build.list_flags(), build.patterns, self.env, self.cwd
+                self.go,
+                build.list_flags(),
+                build.patterns,
+                self.env,
+                self.cwd,
+                toolchain.goenv.get("GOMODCACHE", ""),
             ),
             check=lambda paths: self._check(paths, started, counts, view),
             patterns=build.patterns,

@@ -83,8 +83,15 @@ _ESCAPE = re.compile(
     rb'\\(?:([abfnrtv\\"])|([0-7]{3})|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8}))'
 )
 _SIMPLE_ESCAPES = {
-    b"a": b"\a", b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t",
-    b"v": b"\v", b"\\": b"\\", b'"': b'"',
+    b"a": b"\a",
+    b"b": b"\b",
+    b"f": b"\f",
+    b"n": b"\n",
+    b"r": b"\r",
+    b"t": b"\t",
+    b"v": b"\v",
+    b"\\": b"\\",
+    b'"': b'"',
 }
 
 # Token kinds.
@@ -311,15 +318,18 @@ def _parse(src: bytes) -> GoHeader:
                     preambles.append(doc)
         tok = lx.next()
 
-    # tok is the first token after the imports. go/parser stops there; a stray
-    # ';' (which it would stop at) or anything odd is left to the fallback.
-    if tok.kind == _SEMI:
-        raise _Unparseable("empty declaration after imports")
+    # tok is the first token after the imports (a stray ';' included): go/parser
+    # stops there too, having decoded that token and one character past it, so
+    # those must be clean as well (else Go reports a syntax error).
     if tok.kind == _IDENT:
         _identifier(src[tok.start : tok.end])
     header_end = tok.start
+    checked_end = tok.end
+    if checked_end < len(src):
+        lead = src[checked_end]
+        checked_end += 1 if lead < 0x80 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
     try:
-        text = src[start:header_end].decode("utf-8")
+        text = src[start:checked_end].decode("utf-8")
     except UnicodeDecodeError:
         raise _Unparseable("invalid UTF-8 in header") from None
     if "\ufeff" in text:
@@ -328,9 +338,8 @@ def _parse(src: bytes) -> GoHeader:
     constraints = tuple(
         src[c.start : c.end].decode("utf-8").rstrip(_ASCII_SPACE)
         for c in before_package
-        if src.startswith(b"//go:", c.start) or (
-            src.startswith(b"//", c.start) and src.find(b"+build", c.start, c.end) >= 0
-        )
+        if src.startswith(b"//go:", c.start)
+        or (src.startswith(b"//", c.start) and src.find(b"+build", c.start, c.end) >= 0)
     )
     embeds = [
         src[c.start + len(_EMBED) : c.end].decode("utf-8").rstrip(_ASCII_SPACE)

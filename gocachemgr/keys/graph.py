@@ -86,17 +86,17 @@ class Package:
     embed_files: list[str]  # paths relative to dir
     embed_patterns: list[str]
     module: dict[str, object] | None  # go list's Module object
+    in_module_cache: bool = False  # Dir lies in GOMODCACHE (immutable, read-only)
 
     @property
     def local(self) -> bool:
-        """Sources we must hash: the main module and local replacements (module-cache
-        versions are immutable and identified by path@version + go.sum)."""
-        if self.standard:
-            return False
-        if self.module is None or self.module.get("Main"):
-            return True
-        replace = self.module.get("Replace")
-        return isinstance(replace, dict) and not replace.get("Version")
+        """Sources we must hash: everything but the standard library (fixed by the toolchain
+        identity) and the module cache (path@version + go.sum name it; go verifies it).
+
+        Decided by where the files are, not by module metadata: vendored copies
+        and local replacements carry a version yet can be edited.
+        """
+        return not self.standard and not self.in_module_cache
 
     @property
     def is_command(self) -> bool:
@@ -125,7 +125,12 @@ class Closure:
 
 
 def run_go_list(
-    go: str, flags: list[str], patterns: list[str], env: Mapping[str, str], cwd: str
+    go: str,
+    flags: list[str],
+    patterns: list[str],
+    env: Mapping[str, str],
+    cwd: str,
+    module_cache: str,
 ) -> Closure:
     proc = subprocess.run(
         [go, "list", "-deps", f"-json={LIST_FIELDS}", *flags, "--", *patterns],
@@ -145,10 +150,11 @@ def run_go_list(
             break
         obj, pos = decoder.raw_decode(text, pos)
         files = [f for name in BUILD_FILE_FIELDS for f in obj.get(name) or []]
+        directory = obj.get("Dir", "")
         packages.append(
             Package(
                 import_path=obj["ImportPath"],
-                dir=obj.get("Dir", ""),
+                dir=directory,
                 name=obj.get("Name", ""),
                 standard=bool(obj.get("Standard")),
                 dep_only=bool(obj.get("DepOnly")),
@@ -156,6 +162,8 @@ def run_go_list(
                 embed_files=obj.get("EmbedFiles") or [],
                 embed_patterns=obj.get("EmbedPatterns") or [],
                 module=obj.get("Module"),
+                in_module_cache=bool(module_cache)
+                and directory.startswith(module_cache.rstrip(os.sep) + os.sep),
             )
         )
     return Closure(packages, _module_files(packages, env, cwd))
