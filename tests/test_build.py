@@ -155,3 +155,22 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_several_main_packages_into_an_output_dir(make_node: Callable[..., Node], sample: Path,
+                                                  tmp_path: Path) -> None:
+    second = sample / "cmd" / "second"
+    second.mkdir(parents=True)
+    (second / "main.go").write_text('package main\n\nimport "fmt"\n\nfunc main() { fmt.Println(2) }\n')
+    node = make_node("a", None)
+    out = tmp_path / "out"
+    node.run("build", "-o", str(out) + "/", "./...", cwd=sample)
+    built = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(built) == ["gocachemgr-sample", "second"]
+    for path in out.iterdir():
+        path.unlink()
+
+    hit = node.run("build", "-v", "-o", str(out) + "/", "./...", cwd=sample)
+
+    assert "local hit" in hit.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == built
