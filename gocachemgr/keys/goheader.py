@@ -21,6 +21,19 @@ cmd/go/internal/imports/build.go, which this mirrors):
   ``+build`` before the package clause (Go honours ``//go:build`` even in the
   package doc comment, and reads ``//go:debug`` there for DefaultGODEBUG),
   and every ``//go:embed`` comment whether or not the file imports "embed".
+
+Remaining approximations, each erring toward a changed digest (a spurious
+``go list``), never toward a missed change:
+
+* Texts are kept nearly raw: inner CRs and exact spacing of directive lines
+  and embed arguments count although Go normalises some of them away.
+* Whole-file fallback also where Go would cope: a NUL anywhere; an
+  unterminated literal or comment in the body of a file with a ``//go:embed``
+  after the imports; a non-ASCII import alias; a ``//line`` directive in the
+  header; an odd character right after the imports.
+* Identifier letters are judged by Python's unicodedata, whose Unicode
+  version may differ from Go's; the package name is digested and aliases must
+  be ASCII, so a disagreement cannot hide an edit.
 """
 
 from __future__ import annotations
@@ -334,6 +347,10 @@ def _parse(src: bytes) -> GoHeader:
         raise _Unparseable("invalid UTF-8 in header") from None
     if "\ufeff" in text:
         raise _Unparseable("byte order mark inside the header")
+    if any(src.startswith((b"//line ", b"/*line "), c.start) for c in lx.all_comments):
+        # Older go/parsers group comments by //line-adjusted lines: which comment
+        # is the cgo preamble could then depend on the directive's text.
+        raise _Unparseable("line directive in the header")
 
     constraints = tuple(
         src[c.start : c.end].decode("utf-8").rstrip(_ASCII_SPACE)
