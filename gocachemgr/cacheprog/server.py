@@ -71,12 +71,13 @@ class Server:
                 await self._finish()
                 self.send(protocol.close_response(request.id))
                 return 0
-            await self._slots.acquire()
             if request.command == "put" or request.body_size:
+                await self._slots.acquire()
                 body = await self._read_put_body(reader, request)
                 self._spawn(self._put(request, body))
-            else:
-                self._spawn(self._get(request))
+            elif not self._answer_locally(request):
+                await self._slots.acquire()
+                self._spawn(self._get_shared(request))
         await self._finish()
         return status
 
@@ -137,15 +138,36 @@ class Server:
             return
         self.send(protocol.put_response(request.id, path))
 
-    async def _get(self, request: protocol.Request) -> None:
+    def _answer_locally(self, request: protocol.Request) -> bool:
+        """Answer a get in the reader when no shared fetch is needed; False otherwise.
+
+        go's lookups are nearly serial, so every microsecond between request
+        and reply is on the build's critical path: errors, local hits and
+        local-only misses are answered at once, without a task.
+        """
         if request.error is not None or request.action_id is None:
             self.send(protocol.error_response(request.id, request.error or "bad request"))
-            return
+            return True
         self.store.counters.add("gets")
         try:
             hit = self.store.get_local(request.action_id)
-            if hit is None and self.store.shared_readable:
-                hit = await self._fetch_shared(request.action_id)
+        except Exception as exc:  # a get must never fail the build: a miss will do
+            self.store.reporter.warn_once(f"cache lookup failed, treated as a miss ({exc!r})")
+            hit = None
+        if hit is not None:
+            self.send(protocol.hit_response(request.id, hit.entry, hit.disk_path))
+            return True
+        if self.store.shared_readable:
+            return False
+        self.store.counters.add("misses")
+        self.send(protocol.miss_response(request.id))
+        return True
+
+    async def _get_shared(self, request: protocol.Request) -> None:
+        """A local miss: ask the shared tier off the reader, so local hits go on meanwhile."""
+        assert request.action_id is not None
+        try:
+            hit = await self._fetch_shared(request.action_id)
         except Exception as exc:  # a get must never fail the build: a miss will do
             self.store.reporter.warn_once(f"cache lookup failed, treated as a miss ({exc!r})")
             hit = None
