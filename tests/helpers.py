@@ -41,13 +41,18 @@ class Node:
         env["GOCACHEMGR_SHARED_DIR"] = str(self.shared_dir) if self.shared_dir else ""
         return env
 
-    def run(self, *args: str, cwd: Path | None = None, timeout: float = 600,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, cwd: Path | None = None, timeout: float = 600, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``gocachemgr ARGS`` as a user would (a new Python process)."""
         proc = subprocess.run(
             # -P: like the `gocachemgr` script, keep the Go project dir off sys.path
             [sys.executable, "-P", "-m", "gocachemgr", *args],
-            cwd=cwd, env=self.env, capture_output=True, text=True, timeout=timeout,
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -56,7 +61,9 @@ class Node:
             )
         return proc
 
-    def go(self, *args: str, cwd: Path | None = None, **kw: object) -> subprocess.CompletedProcess[str]:
+    def go(
+        self, *args: str, cwd: Path | None = None, **kw: object
+    ) -> subprocess.CompletedProcess[str]:
         return self.run("go", *args, cwd=cwd, **kw)  # type: ignore[arg-type]
 
     def stats(self) -> dict[str, int]:
@@ -72,8 +79,11 @@ def warnings_in(stderr: str) -> list[str]:
 
 def isolated_env(root: Path) -> dict[str, str]:
     """An environment whose homes, caches and Go settings all live under ``root``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GOCACHEMGR_", "GO")) and k not in {"CGO_ENABLED"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GOCACHEMGR_", "GO")) and k not in {"CGO_ENABLED"}
+    }
     home = root / "home"
     home.mkdir(parents=True, exist_ok=True)
     env.update(

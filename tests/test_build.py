@@ -31,8 +31,9 @@ def manifests(node: Node) -> list[Path]:
     return list((node.local_dir / "artifacts" / "manifests").glob("*/*"))
 
 
-def test_hit_runs_no_go_process(make_node: Callable[..., Node], sample: Path,
-                                tmp_path: Path) -> None:
+def test_hit_runs_no_go_process(
+    make_node: Callable[..., Node], sample: Path, tmp_path: Path
+) -> None:
     wrapper, log = logging_go(tmp_path)
     node = make_node("a", None)
     node.base_env["GOCACHEMGR_GO"] = str(wrapper)
@@ -51,7 +52,8 @@ def test_hit_runs_no_go_process(make_node: Callable[..., Node], sample: Path,
 
 
 def test_node_b_gets_node_a_binary_from_the_share_without_go(
-        make_node: Callable[..., Node], sample: Path, shared_dir: Path, tmp_path: Path) -> None:
+    make_node: Callable[..., Node], sample: Path, shared_dir: Path, tmp_path: Path
+) -> None:
     wrapper, log = logging_go(tmp_path)
     a, b = make_node("a", shared_dir), make_node("b", shared_dir)
     for node in (a, b):
@@ -67,8 +69,9 @@ def test_node_b_gets_node_a_binary_from_the_share_without_go(
     assert b.stats()["builds_hit_shared"] == 1
 
 
-def test_default_output_name_and_output_dir(make_node: Callable[..., Node], sample: Path,
-                                            tmp_path: Path) -> None:
+def test_default_output_name_and_output_dir(
+    make_node: Callable[..., Node], sample: Path, tmp_path: Path
+) -> None:
     node = make_node("a", None)
     node.run("build", cwd=sample)
     built = (sample / "gocachemgr-sample").read_bytes()
@@ -81,8 +84,9 @@ def test_default_output_name_and_output_dir(make_node: Callable[..., Node], samp
     assert (out_dir / "gocachemgr-sample").read_bytes() == built
 
 
-def test_racy_same_size_same_mtime_edit_is_not_missed(make_node: Callable[..., Node],
-                                                      sample: Path, tmp_path: Path) -> None:
+def test_racy_same_size_same_mtime_edit_is_not_missed(
+    make_node: Callable[..., Node], sample: Path, tmp_path: Path
+) -> None:
     node = make_node("a", None)
     source = sample / "greet" / "greet.go"
     node.run("build", "-o", str(tmp_path / "one"), ".", cwd=sample)
@@ -94,12 +98,14 @@ def test_racy_same_size_same_mtime_edit_is_not_missed(make_node: Callable[..., N
     node.run("build", "-o", str(tmp_path / "two"), ".", cwd=sample)
 
     import subprocess
+
     out = subprocess.run([str(tmp_path / "two")], capture_output=True, text=True).stdout
     assert out.startswith("Howdy, Gocachemgr!")
 
 
 def test_unknown_package_shows_gos_error_and_caches_nothing(
-        make_node: Callable[..., Node], sample: Path) -> None:
+    make_node: Callable[..., Node], sample: Path
+) -> None:
     node = make_node("a", None)
     proc = node.run("build", "./no/such/package", cwd=sample, check=False)
     assert proc.returncode == 1
@@ -108,7 +114,8 @@ def test_unknown_package_shows_gos_error_and_caches_nothing(
 
 
 def test_broken_go_mod_shows_gos_error_and_caches_nothing(
-        make_node: Callable[..., Node], sample: Path) -> None:
+    make_node: Callable[..., Node], sample: Path
+) -> None:
     (sample / "go.mod").write_text("module example.com/x\n\ngo 1.24\nrequire (\n")
     node = make_node("a", None)
     proc = node.run("build", ".", cwd=sample, check=False)
@@ -118,7 +125,8 @@ def test_broken_go_mod_shows_gos_error_and_caches_nothing(
 
 
 def test_unreadable_source_shows_gos_error_and_caches_nothing(
-        make_node: Callable[..., Node], sample: Path) -> None:
+    make_node: Callable[..., Node], sample: Path
+) -> None:
     (sample / "broken.go").symlink_to(sample / "does-not-exist.go")
     node = make_node("a", None)
     proc = node.run("build", ".", cwd=sample, check=False)
@@ -127,8 +135,9 @@ def test_unreadable_source_shows_gos_error_and_caches_nothing(
     assert manifests(node) == []
 
 
-def test_unsupported_flag_falls_through_with_a_note(make_node: Callable[..., Node],
-                                                    sample: Path, tmp_path: Path) -> None:
+def test_unsupported_flag_falls_through_with_a_note(
+    make_node: Callable[..., Node], sample: Path, tmp_path: Path
+) -> None:
     node = make_node("a", None)
     proc = node.run("build", "-v", "-x", "-o", str(tmp_path / "x"), ".", cwd=sample)
     assert "-x prints the commands go runs; running plain go build" in proc.stderr
@@ -140,9 +149,14 @@ def test_key_explain_and_diff(make_node: Callable[..., Node], sample: Path) -> N
     node = make_node("a", None)
     first = json.loads(node.run("key", "--json", "--explain", ".", cwd=sample).stdout)
     names = [name for name, _ in first["fields"]]
-    assert "toolchain" in names and "file example.com/gocachemgr-sample/greet/greet.go" in names and "flags" in names
+    assert (
+        "toolchain" in names
+        and "file example.com/gocachemgr-sample/greet/greet.go" in names
+        and "flags" in names
+    )
     (sample / "stats" / "stats.go").write_text(
-        (sample / "stats" / "stats.go").read_text().replace("return 0", "return -0"))
+        (sample / "stats" / "stats.go").read_text().replace("return 0", "return -0")
+    )
     second = node.run("key", "--diff", first["key"], ".", cwd=sample)
     lines = second.stdout.splitlines()
     assert lines[0] != first["key"]
@@ -157,11 +171,14 @@ def _umask() -> int:
     return mask
 
 
-def test_several_main_packages_into_an_output_dir(make_node: Callable[..., Node], sample: Path,
-                                                  tmp_path: Path) -> None:
+def test_several_main_packages_into_an_output_dir(
+    make_node: Callable[..., Node], sample: Path, tmp_path: Path
+) -> None:
     second = sample / "cmd" / "second"
     second.mkdir(parents=True)
-    (second / "main.go").write_text('package main\n\nimport "fmt"\n\nfunc main() { fmt.Println(2) }\n')
+    (second / "main.go").write_text(
+        'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println(2) }\n'
+    )
     node = make_node("a", None)
     out = tmp_path / "out"
     node.run("build", "-o", str(out) + "/", "./...", cwd=sample)

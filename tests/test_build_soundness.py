@@ -28,20 +28,26 @@ from tests.helpers import isolated_env
 
 FILES = {
     "go.mod": "module example.com/sound\n\ngo 1.24\n\nrequire example.com/lib v0.0.0\n\n"
-              "replace example.com/lib => ./lib\n",
+    "replace example.com/lib => ./lib\n",
     "lib/go.mod": "module example.com/lib\n\ngo 1.24\n",
-    "lib/lib.go": 'package lib\n\n// Name is replaced locally.\nfunc Name() string { return "lib-0" }\n',
+    "lib/lib.go": 'package lib\n\nfunc Name() string { return "lib-0" }\n',
     "cmd/app/main.go": (
         'package main\n\nimport (\n\t_ "embed"\n\t"fmt"\n\n\t"example.com/lib"\n'
         '\t"example.com/sound/internal/a"\n\t"example.com/sound/internal/b"\n)\n\n'
-        "//go:embed msg.txt\nvar msg string\n\nvar version = \"dev\"\n\n"
+        '//go:embed msg.txt\nvar msg string\n\nvar version = "dev"\n\n'
         "func main() { fmt.Println(a.A(), b.B(), lib.Name(), msg, version) }\n"
     ),
     "cmd/app/msg.txt": "hello 0\n",
     "internal/a/a.go": 'package a\n\nfunc A() string { return "a-" + extra() }\n',
-    "internal/a/extra_on.go": '//go:build extra\n\npackage a\n\nfunc extra() string { return "on" }\n',
-    "internal/a/extra_off.go": '//go:build !extra\n\npackage a\n\nfunc extra() string { return "off" }\n',
-    "internal/a/a_test.go": 'package a\n\nimport "testing"\n\nfunc TestA(t *testing.T) { _ = A() }\n',
+    "internal/a/extra_on.go": (
+        '//go:build extra\n\npackage a\n\nfunc extra() string { return "on" }\n'
+    ),
+    "internal/a/extra_off.go": (
+        '//go:build !extra\n\npackage a\n\nfunc extra() string { return "off" }\n'
+    ),
+    "internal/a/a_test.go": (
+        'package a\n\nimport "testing"\n\nfunc TestA(t *testing.T) { _ = A() }\n'
+    ),
     "internal/b/b.go": 'package b\n\nfunc B() string { return "b-000" }\n',
 }
 
@@ -86,7 +92,7 @@ def same_tick_edit(w: World) -> None:
     text = w.read("internal/b/b.go")
     digits = f"{w.next() % 1000:03d}"
     start = text.index('"b-') + 3
-    path.write_text(text[:start] + digits + text[start + 3:])
+    path.write_text(text[:start] + digits + text[start + 3 :])
     os.utime(path, ns=(st_before.st_atime_ns, st_before.st_mtime_ns))
 
 
@@ -126,7 +132,9 @@ def edit_constraint(w: World) -> None:
     if "|| never" in text:
         w.write("internal/a/extra_on.go", text.replace("extra || never", "extra"))
     else:
-        w.write("internal/a/extra_on.go", text.replace("//go:build extra", "//go:build extra || never"))
+        w.write(
+            "internal/a/extra_on.go", text.replace("//go:build extra", "//go:build extra || never")
+        )
 
 
 def embed_change(w: World) -> None:
@@ -135,8 +143,12 @@ def embed_change(w: World) -> None:
 
 def go_mod_change(w: World) -> None:
     text = w.read("go.mod")
-    w.write("go.mod", text.replace("go 1.24", "go 1.23") if "go 1.24" in text
-            else text.replace("go 1.23", "go 1.24"))
+    w.write(
+        "go.mod",
+        text.replace("go 1.24", "go 1.23")
+        if "go 1.24" in text
+        else text.replace("go 1.23", "go 1.24"),
+    )
 
 
 def go_sum_change(w: World) -> None:
@@ -144,7 +156,10 @@ def go_sum_change(w: World) -> None:
     if path.exists():
         path.unlink()
     else:
-        w.write("go.sum", "example.com/unused v1.0.0/go.mod h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n")
+        w.write(
+            "go.sum",
+            "example.com/unused v1.0.0/go.mod h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n",
+        )
 
 
 def toggle_cgo(w: World) -> None:
@@ -172,13 +187,21 @@ def toggle_trimpath(w: World) -> None:
 
 def git_commit(w: World) -> None:
     """Commit the tree with -buildvcs left on (auto): the binary embeds the revision."""
-    git_env = {**w.env, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    git_env = {
+        **w.env,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     if not (w.root / ".git").exists():
         subprocess.run(["git", "init", "-q", str(w.root)], check=True, env=git_env)
     subprocess.run(["git", "-C", str(w.root), "add", "-A"], check=True, env=git_env)
-    subprocess.run(["git", "-C", str(w.root), "commit", "-q", "--allow-empty", "-m",
-                    f"step {w.next()}"], check=True, env=git_env)
+    subprocess.run(
+        ["git", "-C", str(w.root), "commit", "-q", "--allow-empty", "-m", f"step {w.next()}"],
+        check=True,
+        env=git_env,
+    )
 
 
 def noop(w: World) -> None:
@@ -186,9 +209,23 @@ def noop(w: World) -> None:
 
 
 OPERATIONS: list[Callable[[World], None]] = [
-    body_edit, same_tick_edit, toggle_import, add_or_delete_file, rename_file, flip_build_tag,
-    edit_constraint, embed_change, go_mod_change, go_sum_change, toggle_cgo, toggle_goflags,
-    toggle_goarch, ldflags_x, toggle_trimpath, git_commit, noop,
+    body_edit,
+    same_tick_edit,
+    toggle_import,
+    add_or_delete_file,
+    rename_file,
+    flip_build_tag,
+    edit_constraint,
+    embed_change,
+    go_mod_change,
+    go_sum_change,
+    toggle_cgo,
+    toggle_goflags,
+    toggle_goarch,
+    ldflags_x,
+    toggle_trimpath,
+    git_commit,
+    noop,
 ]
 
 
@@ -215,12 +252,23 @@ def build_both(node: dict[str, object], w: World, step: str) -> None:
     for path in (ours, ref):
         path.unlink(missing_ok=True)
     args = ["build", *w.flag_args()]
-    mine = subprocess.run([sys.executable, "-P", "-m", "gocachemgr", *args, "-v", "-o", str(ours),
-                           "./cmd/app"], cwd=w.root, env=w.env, capture_output=True, text=True,
-                          timeout=600)
+    mine = subprocess.run(
+        [sys.executable, "-P", "-m", "gocachemgr", *args, "-v", "-o", str(ours), "./cmd/app"],
+        cwd=w.root,
+        env=w.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     plain_env = {**w.env, "GOCACHE": str(w.root.parent / "plain-gocache")}
-    plain = subprocess.run([str(node["go"]), *args, "-o", str(ref), "./cmd/app"], cwd=w.root,
-                           env=plain_env, capture_output=True, text=True, timeout=600)
+    plain = subprocess.run(
+        [str(node["go"]), *args, "-o", str(ref), "./cmd/app"],
+        cwd=w.root,
+        env=plain_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert mine.returncode == plain.returncode, (step, mine.stderr[-2000:], plain.stderr[-2000:])
     assert plain.returncode == 0, (step, plain.stderr[-2000:])
     assert ours.read_bytes() == ref.read_bytes(), f"stale after {step}: {mine.stderr[-1500:]}"
@@ -240,10 +288,16 @@ def run_sequence(node: dict[str, object], ops: list[Callable[[World], None]]) ->
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(st.sampled_from([op for op in OPERATIONS if op is not toggle_goarch]),
-                min_size=6, max_size=6))
-def test_build_is_never_stale_short(node: dict[str, object],
-                                    ops: list[Callable[[World], None]]) -> None:
+@given(
+    st.lists(
+        st.sampled_from([op for op in OPERATIONS if op is not toggle_goarch]),
+        min_size=6,
+        max_size=6,
+    )
+)
+def test_build_is_never_stale_short(
+    node: dict[str, object], ops: list[Callable[[World], None]]
+) -> None:
     run_sequence(node, [*ops, noop])
 
 
@@ -256,7 +310,8 @@ def test_every_operation_once_then_noop(node: dict[str, object]) -> None:
 @pytest.mark.slow
 @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.sampled_from(OPERATIONS), min_size=10, max_size=10))
-def test_build_is_never_stale_long(node: dict[str, object],
-                                   ops: list[Callable[[World], None]]) -> None:
+def test_build_is_never_stale_long(
+    node: dict[str, object], ops: list[Callable[[World], None]]
+) -> None:
     """≥ 500 steps; run with `pytest -m slow`."""
     run_sequence(node, ops)

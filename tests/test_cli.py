@@ -19,10 +19,17 @@ from gocachemgr.errors import ConfigError
 from tests.helpers import Node, compile_actions
 
 
-def gocachemgr(*args: str, env: dict[str, str] | None = None,
-               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gocachemgr", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=300)
+def gocachemgr(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gocachemgr", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -65,7 +72,10 @@ def test_default_local_dir_follows_xdg_cache_home(tmp_path: Path) -> None:
         ({"GOCACHEMGR_FLUSH_TIMEOUT": "soon"}, ["flush_timeout", "GOCACHEMGR_FLUSH_TIMEOUT"]),
         ({"GOCACHEMGR_UPLOAD_WORKERS": "0"}, ["upload_workers", "between 1 and 64"]),
         ({"GOCACHEMGR_SHARED_DIR": "relative/dir"}, ["shared_dir", "absolute"]),
-        ({"GOCACHEMGR_CONFIG": "/nonexistent/gocachemgr.toml"}, ["does not exist", "GOCACHEMGR_CONFIG"]),
+        (
+            {"GOCACHEMGR_CONFIG": "/nonexistent/gocachemgr.toml"},
+            ["does not exist", "GOCACHEMGR_CONFIG"],
+        ),
     ],
 )
 def test_bad_config_is_one_line_error(env: dict[str, str], needles: list[str]) -> None:
@@ -78,8 +88,11 @@ def test_bad_config_is_one_line_error(env: dict[str, str], needles: list[str]) -
 
 @pytest.mark.parametrize(
     ("content", "needle"),
-    [("local_dir = \n", "not valid TOML"), ("colour = 'blue'\n", "unknown key 'colour'"),
-     ("flush_timeout = -1\n", "flush_timeout")],
+    [
+        ("local_dir = \n", "not valid TOML"),
+        ("colour = 'blue'\n", "unknown key 'colour'"),
+        ("flush_timeout = -1\n", "flush_timeout"),
+    ],
 )
 def test_bad_config_file_is_one_line_error(tmp_path: Path, content: str, needle: str) -> None:
     config_file = tmp_path / "bad.toml"
@@ -90,9 +103,13 @@ def test_bad_config_file_is_one_line_error(tmp_path: Path, content: str, needle:
 
 
 def test_bad_config_in_hand_set_cacheprog_is_one_line(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "gocachemgr.cacheprog"], input="",
-                          capture_output=True, text=True,
-                          env={**os.environ, "GOCACHEMGR_SHARED_TIMEOUT": "forever"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "gocachemgr.cacheprog"],
+        input="",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GOCACHEMGR_SHARED_TIMEOUT": "forever"},
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""  # no hello: go reports the helper's own message
     assert_one_line_error(proc, "shared_timeout")
@@ -100,8 +117,12 @@ def test_bad_config_in_hand_set_cacheprog_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(["no-such-command"], "No such command"), (["stats", "--jsn"], "No such option"),
-     (["--local-dir"], "requires an argument"), (["sync", "extra"], "unexpected extra argument")],
+    [
+        (["no-such-command"], "No such command"),
+        (["stats", "--jsn"], "No such option"),
+        (["--local-dir"], "requires an argument"),
+        (["sync", "extra"], "unexpected extra argument"),
+    ],
 )
 def test_bad_cli_input_is_one_line_error(args: list[str], needle: str) -> None:
     proc = gocachemgr(*args)
@@ -138,9 +159,14 @@ def test_sigterm_is_forwarded_to_go(make_node: Callable[..., Node], sample: Path
         "func TestSleep(t *testing.T) { time.Sleep(20 * time.Second) }\n"
     )
     node = make_node("a", None)
-    proc = subprocess.Popen([sys.executable, "-m", "gocachemgr", "go", "test", "-run", "TestSleep",
-                             "./greet"], cwd=sample, env=node.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gocachemgr", "go", "test", "-run", "TestSleep", "./greet"],
+        cwd=sample,
+        env=node.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(8)  # long enough for the test binary to be compiled and running
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -156,17 +182,36 @@ def test_hand_set_gocacheprog_works(tmp_path: Path, sample: Path, base_env: dict
 
     assert shutil.which("gocachemgr"), "the console script must be installed"
     go = find_go(Cfg.load())
-    env = {**base_env, "GOCACHEPROG": "gocachemgr cacheprog", "GOCACHE": str(tmp_path / "gc"),
-           "GOCACHEMGR_LOCAL_DIR": str(tmp_path / "local")}
-    first = subprocess.run([go, "build", "-x", "-o", str(tmp_path / "bin"), "."], cwd=sample,
-                           env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **base_env,
+        "GOCACHEPROG": "gocachemgr cacheprog",
+        "GOCACHE": str(tmp_path / "gc"),
+        "GOCACHEMGR_LOCAL_DIR": str(tmp_path / "local"),
+    }
+    first = subprocess.run(
+        [go, "build", "-x", "-o", str(tmp_path / "bin"), "."],
+        cwd=sample,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert first.returncode == 0, first.stderr[-2000:]
-    again = subprocess.run([go, "build", "-x", "-o", str(tmp_path / "bin2"), "."], cwd=sample,
-                           env=env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [go, "build", "-x", "-o", str(tmp_path / "bin2"), "."],
+        cwd=sample,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 0
     assert compile_actions(again.stderr) == []
     objects = list((tmp_path / "gc").glob("??/*-d"))
     assert objects, "bodies live inside go's GOCACHE"
-    stats = json.loads(gocachemgr("stats", "--json",
-                                  env={**base_env, "GOCACHEMGR_LOCAL_DIR": str(tmp_path / "local")}).stdout)
+    stats = json.loads(
+        gocachemgr(
+            "stats", "--json", env={**base_env, "GOCACHEMGR_LOCAL_DIR": str(tmp_path / "local")}
+        ).stdout
+    )
     assert stats["hits_local"] > 0

@@ -9,8 +9,12 @@ from pathlib import Path
 
 
 def test_demo_builds_node_b_from_the_share(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "gocachemgr", "demo", "--json", "--dir",
-                           str(tmp_path / "demo")], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gocachemgr", "demo", "--json", "--dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     node_a, node_b = report["nodes"]
@@ -23,8 +27,12 @@ def test_demo_builds_node_b_from_the_share(tmp_path: Path) -> None:
 
 
 def test_demo_human_output_names_the_tiers(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "gocachemgr", "demo", "--dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gocachemgr", "demo", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "from shared" in proc.stdout and "standing in for the NFS share" in proc.stdout
     assert "both binaries are identical" in proc.stdout

@@ -15,8 +15,9 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_warm_local_tier_runs_no_compile(make_node: Callable[..., Node], sample: Path,
-                                         tmp_path: Path) -> None:
+def test_warm_local_tier_runs_no_compile(
+    make_node: Callable[..., Node], sample: Path, tmp_path: Path
+) -> None:
     node = make_node("a", None)
     cold = node.go("build", "-x", "-o", str(tmp_path / "cold"), ".", cwd=sample)
     assert compile_actions(cold.stderr), "a cold build must compile"
@@ -33,8 +34,9 @@ def test_warm_local_tier_runs_no_compile(make_node: Callable[..., Node], sample:
     assert stats["hits_local"] > 0 and stats["hits_shared"] == 0
 
 
-def test_second_node_builds_from_shared_tier(make_node: Callable[..., Node], sample: Path,
-                                             shared_dir: Path, tmp_path: Path) -> None:
+def test_second_node_builds_from_shared_tier(
+    make_node: Callable[..., Node], sample: Path, shared_dir: Path, tmp_path: Path
+) -> None:
     a, b = make_node("a", shared_dir), make_node("b", shared_dir)
     a.go("build", "-o", str(tmp_path / "bin-a"), ".", cwd=sample)
     assert a.stats()["uploads_pending"] == 0
@@ -49,8 +51,9 @@ def test_second_node_builds_from_shared_tier(make_node: Callable[..., Node], sam
     assert stats["misses"] <= 2  # only the link step's own entries are new
 
 
-def test_four_nodes_build_concurrently(make_node: Callable[..., Node], tmp_path: Path,
-                                       shared_dir: Path) -> None:
+def test_four_nodes_build_concurrently(
+    make_node: Callable[..., Node], tmp_path: Path, shared_dir: Path
+) -> None:
     from gocachemgr.store.shared import SharedStore
 
     nodes = [make_node(f"n{i}", shared_dir) for i in range(4)]

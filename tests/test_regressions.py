@@ -17,7 +17,8 @@ from tests.protocol_helpers import action, close_store, go_request, open_store, 
 
 
 def test_python_module_in_the_go_project_is_not_imported_by_the_helper(
-        make_node: Callable[..., Node], sample: Path, tmp_path: Path) -> None:
+    make_node: Callable[..., Node], sample: Path, tmp_path: Path
+) -> None:
     """`python -m` put go's working directory first on sys.path: a json.py there broke builds."""
     (sample / "json.py").write_text("raise SystemExit('project json.py was imported')\n")
     node = make_node("a", None)
@@ -32,10 +33,18 @@ def test_cacheprog_command_honours_shared_dir_flag(tmp_path: Path) -> None:
     share.mkdir()
     body = b"compiled package"
     stdin = go_request(1, "put", action(1), body=body) + go_request(2, "close")
-    env = {**os.environ, "GOCACHEMGR_LOCAL_DIR": str(tmp_path / "local"),
-           "GOCACHE": str(tmp_path / "gocache")}
-    proc = subprocess.run([sys.executable, "-m", "gocachemgr", "--shared-dir", str(share),
-                           "cacheprog"], input=stdin, capture_output=True, env=env, timeout=60)
+    env = {
+        **os.environ,
+        "GOCACHEMGR_LOCAL_DIR": str(tmp_path / "local"),
+        "GOCACHE": str(tmp_path / "gocache"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "gocachemgr", "--shared-dir", str(share), "cacheprog"],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     output_id = sha(body).hex()
     assert (share / "objects" / output_id[:2] / output_id).read_bytes() == body
@@ -110,8 +119,15 @@ def test_hung_share_start_up_does_not_delay_local_hits(tmp_path: Path) -> None:
     store = open_store(tmp_path / "node", HungShare(share))
     try:
         started = time.monotonic()
-        session = run_server(store, [go_request(1, "get", action(1)), go_request(2, "get", action(2)),
-                                     go_request(3, "close")], shared_timeout=0.5)
+        session = run_server(
+            store,
+            [
+                go_request(1, "get", action(1)),
+                go_request(2, "get", action(2)),
+                go_request(3, "close"),
+            ],
+            shared_timeout=0.5,
+        )
         elapsed = time.monotonic() - started
         replies = session.by_id()
         assert replies[1]["Size"] == len(body)
