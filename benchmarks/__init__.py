@@ -1,0 +1,1 @@
+"""Benchmarks for gocachemgr (run as modules, e.g. ``python -m benchmarks.bench_cacheprog``)."""
