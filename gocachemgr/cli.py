@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from gocachemgr.config import Config
-from gocachemgr.errors import UserError
+from gocachemgr.errors import UserError, describe_os_error
 
 
 @dataclass
@@ -299,8 +299,7 @@ def run(argv: Sequence[str]) -> int:
         click.echo(f"gocachemgr: error: {exc}", err=True)
         return exc.exit_code
     except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        click.echo(f"gocachemgr: error: {exc.strerror or exc}{where}", err=True)
+        click.echo(f"gocachemgr: error: {describe_os_error(exc)}", err=True)
         return 1
     except KeyboardInterrupt:
         return 130

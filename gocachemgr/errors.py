@@ -13,3 +13,9 @@ class UserError(Exception):
 
 class ConfigError(UserError):
     """A configuration value is missing, malformed or unusable."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as one line: the reason and the path, no errno clutter."""
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"

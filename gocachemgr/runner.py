@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from gocachemgr.config import SETTINGS, Config
+from gocachemgr.errors import UserError, describe_os_error
 from gocachemgr.toolchain import find_go
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -73,3 +74,15 @@ def run_go(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 128 - code if code < 0 else code
+
+
+def main(args: Sequence[str]) -> int:
+    """``gocachemgr go ARGS``: config errors as one line, else go's own exit code."""
+    try:
+        return run_go(Config.load(), args)
+    except UserError as exc:
+        sys.stderr.write(f"gocachemgr: error: {exc}\n")
+        return exc.exit_code
+    except OSError as exc:
+        sys.stderr.write(f"gocachemgr: error: {describe_os_error(exc)}\n")
+        return 1
