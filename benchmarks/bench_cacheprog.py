@@ -279,33 +279,16 @@ class Run:
 def bench_env(
     root: Path, base: Mapping[str, str] | None = None, source_dir: Path | None = None
 ) -> dict[str, str]:
-    """A clean Go environment under ``root`` (as tests/helpers.isolated_env builds it).
+    """A clean Go environment under ``root`` (gocachemgr.sandbox.isolated_env).
 
     With ``source_dir`` every Python started with this environment imports
     gocachemgr from there (PYTHONPATH precedes the editable install's finder).
     """
-    base = os.environ if base is None else base
-    env = {
-        k: v
-        for k, v in base.items()
-        if not k.startswith(("GOCACHEMGR_", "GO")) and k not in {"CGO_ENABLED", "PYTHONPATH"}
-    }
+    from gocachemgr.sandbox import isolated_env  # after --git-rev has set up sys.path
+
+    env = isolated_env(root, base)
     if source_dir is not None:
         env["PYTHONPATH"] = str(source_dir)
-    home = root / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env.update(
-        HOME=str(home),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        GOPATH=str(root / "gopath"),
-        GOFLAGS="-mod=mod",
-        GOPROXY="off",
-        GOSUMDB="off",
-        GOTOOLCHAIN="local",
-        GOTELEMETRY="off",
-        CGO_ENABLED="0",
-    )
     return env
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from gocachemgr.config import Config
 from gocachemgr.index import Index
 from gocachemgr.runner import run_go
+from gocachemgr.sandbox import OFFLINE_GO
 from gocachemgr.stats import read_stats
 from gocachemgr.toolchain import find_go
 
@@ -73,7 +74,7 @@ def run_demo(work_dir: Path | None, echo: Callable[[str], object] | None) -> dic
     shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(SAMPLE, src)
     # The sample needs no modules: keep go offline and on the local toolchain.
-    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOPROXY="off")
+    env = dict(os.environ, **OFFLINE_GO)
     nodes = {
         name: Config.load(
             overrides={"local_dir": str(root / f"node-{name}"), "shared_dir": str(share)}

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Node, copy_sample, isolated_env
+from gocachemgr.sandbox import isolated_env
+from tests.helpers import Node, copy_sample
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -75,27 +74,3 @@ class Node:
 
 def warnings_in(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("gocachemgr: warning:")]
-
-
-def isolated_env(root: Path) -> dict[str, str]:
-    """An environment whose homes, caches and Go settings all live under ``root``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GOCACHEMGR_", "GO")) and k not in {"CGO_ENABLED"}
-    }
-    home = root / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env.update(
-        HOME=str(home),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        GOPATH=str(root / "gopath"),
-        GOFLAGS="-mod=mod",
-        GOPROXY="off",
-        GOSUMDB="off",
-        GOTOOLCHAIN="local",
-        GOTELEMETRY="off",
-        CGO_ENABLED="0",
-    )
-    return env

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gocachemgr.config import Config
+from gocachemgr.sandbox import isolated_env
 from gocachemgr.toolchain import find_go
-from tests.helpers import isolated_env
 
 FILES = {
     "go.mod": "module example.com/sound\n\ngo 1.24\n\nrequire example.com/lib v0.0.0\n\n"

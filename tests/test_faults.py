@@ -24,10 +24,11 @@ from pathlib import Path
 import pytest
 
 from gocachemgr.index import Index
+from gocachemgr.sandbox import isolated_env
 from gocachemgr.store.atomic import TEMP_PREFIX
 from gocachemgr.store.local import LocalStore
 from gocachemgr.store.shared import SharedStore
-from tests.helpers import Node, copy_sample, isolated_env, warnings_in
+from tests.helpers import Node, copy_sample, warnings_in
 
 BINARY = "gocachemgr-sample"  # what `go build -o DIR/ .` names the sample's binary
 GREETING = "Hello, Gocachemgr!"
