@@ -47,8 +47,11 @@ def _git(repo: str, *args: str, env: Mapping[str, str]) -> str:
 
 def vcs_stamp(build: BuildArgs, closure: Closure, cwd: str, env: Mapping[str, str]) -> str:
     """What `-buildvcs` would embed: go looks for a repository from the current directory
-    and stamps main packages of the main module inside it (cmd/go/internal/load)."""
-    if build.flag("buildvcs") == "false" or not any(p.is_command for p in closure.targets):
+    and stamps main packages of the main module inside it (cmd/go/internal/load), never
+    standard ones (cmd/go, cmd/gofmt...)."""
+    if build.flag("buildvcs") == "false" or not any(
+        p.is_command and not p.standard for p in closure.targets
+    ):
         return "off"
     directory = cwd
     while not os.path.exists(os.path.join(directory, ".git")):
@@ -84,6 +87,9 @@ class WatchView:
     root: str
     seq: int
     dirty: frozenset[str] | None  # None: not trusted, stat-check everything
+    # A watcher was registered when seq was read. If not, any later watcher starts
+    # after seq, so a mark saved with this seq can never be trusted.
+    watched: bool = True
 
     def trusted(self, path: str) -> bool:
         if self.dirty is None or not _under(path, self.root):
@@ -118,12 +124,22 @@ class KeyEngine:
         self.marks = index.env.open_db(b"keymarks")
 
     def _check(
-        self, paths: list[str], now_ns: int, counts: list[int], view: WatchView
+        self,
+        paths: list[str],
+        now_ns: int,
+        counts: list[int],
+        view: WatchView,
+        seen: dict[str, FileState],
     ) -> dict[str, FileState]:
-        result = check_files(self.files, paths, now_ns=now_ns, trusted=view.trusted)
-        counts[0] += result.hashed
-        counts[1] += result.statted
-        return result.states
+        """States of ``paths``; those already checked in this computation (``seen``) are
+        not checked again: the graph and content parts of a key see one snapshot."""
+        todo = [path for path in paths if path not in seen]
+        if todo:
+            result = check_files(self.files, todo, now_ns=now_ns, trusted=view.trusted)
+            counts[0] += result.hashed
+            counts[1] += result.statted
+            seen.update(result.states)
+        return {path: seen[path] for path in paths}
 
     def _mark(self, workspace: str) -> dict[str, object] | None:
         with self.index.env.begin(db=self.marks) as txn:
@@ -137,8 +153,9 @@ class KeyEngine:
     def _watch_view(self, mark: dict[str, object] | None, now_ns: int) -> WatchView:
         root = os.path.realpath(self.cwd)
         seq = self.watch.current_seq()
-        if mark is None or not self.watch.watchers():
-            return WatchView(root, seq, None)
+        watched = bool(self.watch.watchers())
+        if mark is None or not watched:
+            return WatchView(root, seq, None, watched)
         changes = self.watch.changes_since(root, int(mark["seq"]), now_ns)  # type: ignore[arg-type]
         return WatchView(root, changes.seq, changes.paths if changes.trusted else None)
 
@@ -152,6 +169,7 @@ class KeyEngine:
         """
         started = time.time_ns()
         counts = [0, 0]
+        seen: dict[str, FileState] = {}
         toolchain = self.toolchains.toolchain(self.go, self.env, started)
         env_part = json.dumps(relevant_env(self.env))
         ws = KeyHasher("workspace")
@@ -170,30 +188,36 @@ class KeyEngine:
             for _key, closure in self.graphs.candidates(workspace):
                 self._save_mark(workspace, {**mark, "seq": view.seq})
                 return KeyResult(str(mark["key"]), closure, toolchain, False)
-        closure, ran = resolve_closure(
-            self.graphs,
-            workspace,
-            list_packages=lambda: run_go_list(
+
+        def list_packages() -> Closure:
+            seen.clear()  # go list reads the tree later than these states: check it again
+            return run_go_list(
                 self.go,
                 build.list_flags(),
                 build.patterns,
                 self.env,
                 self.cwd,
                 toolchain.goenv.get("GOMODCACHE", ""),
-            ),
-            check=lambda paths: self._check(paths, started, counts, view),
+            )
+
+        closure, ran = resolve_closure(
+            self.graphs,
+            workspace,
+            list_packages=list_packages,
+            check=lambda paths: self._check(paths, started, counts, view, seen),
             patterns=build.patterns,
             cwd=self.cwd,
             racy_after_ns=started - RACY_NS,
         )
         result = self._content_key(
-            build, closure, toolchain, env_part, started, counts, view, explain
+            build, closure, toolchain, env_part, started, counts, view, seen, explain
         )
         result.ran_go_list = ran
         local = closure.module_files + [
             path for p in closure.packages if p.local for path in p.source_paths()
         ]
-        covered = all(_under(os.path.realpath(path), view.root) for path in local)
+        # realpath costs several lstat calls per file: only when a watcher can use the mark.
+        covered = view.watched and all(_under(os.path.realpath(path), view.root) for path in local)
         # A VCS stamp can change without a file event under cwd (a commit in a
         # repository above it): only stamp-free builds may skip the recomputation.
         stamp_free = result.vcs == "off" or result.vcs.startswith("none")
@@ -211,6 +235,7 @@ class KeyEngine:
         started: int,
         counts: list[int],
         view: WatchView,
+        seen: dict[str, FileState],
         explain: bool,
     ) -> KeyResult:
         trimpath = build.flag("trimpath") == "true"
@@ -225,7 +250,8 @@ class KeyEngine:
         pgo = build.flag("pgo") or "auto"
         profiles = [os.path.join(p.dir, "default.pgo") for p in closure.targets if p.is_command]
         profiles = [path for path in profiles if pgo == "auto" and os.path.isfile(path)]
-        states = self._check(closure.module_files + local_paths + profiles, started, counts, view)
+        paths = closure.module_files + local_paths + profiles
+        states = self._check(paths, started, counts, view, seen)
         for path in closure.module_files + profiles:
             h.add(f"file {path}", states[path].content)
         for p in sorted(closure.packages, key=lambda p: p.import_path):
@@ -236,9 +262,12 @@ class KeyEngine:
             else:
                 where = _module_relative(p) if trimpath else p.dir
                 h.add("package", f"{p.import_path} {p.name} {where}")
-                for path in p.source_paths():
+                for name in p.build_files + p.embed_files:
+                    # normpath(name) is relpath(join(dir, name), dir) for go list's names,
+                    # without relpath's abspath calls (10,000 files: ~100 ms).
                     h.add(
-                        f"file {p.import_path}/{os.path.relpath(path, p.dir)}", states[path].content
+                        f"file {p.import_path}/{os.path.normpath(name)}",
+                        states[os.path.join(p.dir, name)].content,
                     )
         return KeyResult(
             h.hexdigest(), closure, toolchain, False, h.fields, counts[0], counts[1], vcs=vcs

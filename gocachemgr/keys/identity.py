@@ -159,7 +159,7 @@ class ToolchainMemo:
         key.add("env", json.dumps(relevant_env(env)))
         key.add("goenv-file", _go_env_file(env))
         memo_key = key.hexdigest()
-        text = self._local(memo_key)
+        text = local = self._local(memo_key)
         if text is None and self.shared is not None:
             with contextlib.suppress(OSError):
                 raw = self.shared.get_manifest(memo_key, "toolchains")
@@ -174,7 +174,9 @@ class ToolchainMemo:
             if self.shared is not None:
                 with contextlib.suppress(OSError):
                     self.shared.put_manifest(memo_key, text.encode(), "toolchains")
-        self._remember(memo_key, json.dumps(goenv))
+        value = json.dumps(goenv)
+        if value != local:  # a write transaction syncs to disk: not on every key
+            self._remember(memo_key, value)
         return goenv
 
     def toolchain(self, go: str, env: Mapping[str, str], now_ns: int) -> Toolchain:
