@@ -39,10 +39,6 @@ class KeyHasher:
         return self._hash.hexdigest()
 
 
-def digest_bytes(data: bytes) -> bytes:
-    return xxhash.xxh3_128_digest(data)
-
-
 def digest_file(path: str) -> tuple[int, bytes, bytes | None]:
     """Size and xxh3-128 digest of a file, read once in chunks.
 

@@ -115,14 +115,6 @@ class Toolchain:
     goenv: dict[str, str]
     identity: str  # hex digest over everything above
 
-    @property
-    def goroot(self) -> str:
-        return self.goenv["GOROOT"]
-
-    @property
-    def cgo_enabled(self) -> bool:
-        return self.goenv.get("CGO_ENABLED") == "1"
-
 
 class ToolchainMemo:
     """Toolchain facts, remembered locally and (when given) in the shared tier.
