@@ -191,3 +191,34 @@ def test_several_main_packages_into_an_output_dir(
 
     assert "local hit" in hit.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == built
+
+
+def test_trimpath_builds_share_outputs_across_checkout_paths(
+    make_node: Callable[..., Node], tmp_path: Path, shared_dir: Path
+) -> None:
+    from tests.helpers import copy_sample
+
+    first, second = copy_sample(tmp_path / "ci-a" / "src"), copy_sample(tmp_path / "ci-b" / "x")
+    a, b = make_node("a", shared_dir), make_node("b", shared_dir)
+    a.run("build", "-trimpath", "-o", str(tmp_path / "from-a"), ".", cwd=first)
+
+    got = b.run("build", "-v", "-trimpath", "-o", str(tmp_path / "from-b"), ".", cwd=second)
+
+    assert "shared hit" in got.stderr
+    assert (tmp_path / "from-a").read_bytes() == (tmp_path / "from-b").read_bytes()
+
+
+def test_without_trimpath_other_checkout_paths_do_not_share(
+    make_node: Callable[..., Node], tmp_path: Path, shared_dir: Path
+) -> None:
+    """Without -trimpath the binary embeds the source path: another checkout must miss."""
+    from tests.helpers import copy_sample
+
+    first, second = copy_sample(tmp_path / "ci-a" / "src"), copy_sample(tmp_path / "ci-b" / "x")
+    a, b = make_node("a", shared_dir), make_node("b", shared_dir)
+    a.run("build", "-o", str(tmp_path / "from-a"), ".", cwd=first)
+
+    got = b.run("build", "-v", "-o", str(tmp_path / "from-b"), ".", cwd=second)
+
+    assert "hit" not in got.stderr
+    assert str(second).encode() in (tmp_path / "from-b").read_bytes()

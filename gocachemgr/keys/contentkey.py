@@ -67,10 +67,15 @@ def vcs_stamp(build: BuildArgs, closure: Closure, cwd: str, env: Mapping[str, st
     if shutil.which("git", path=env.get("PATH")) is None:
         return "git repository, no git command"
     modules = {str(p.module.get("Dir")) for p in closure.targets if p.module}
-    inside = sorted(m for m in modules if m == directory or m.startswith(directory + os.sep))
+    inside = sorted(
+        os.path.relpath(m, directory)
+        for m in modules
+        if m == directory or m.startswith(directory + os.sep)
+    )
+    trimmed = build.flag("trimpath") == "true"  # then no checkout path reaches the binary
     return json.dumps(
         {
-            "repo": directory,
+            "repo": "" if trimmed else directory,
             "modules": inside,
             "head": _git(
                 directory, "-c", "log.showsignature=false", "log", "-1", "--format=%H:%ct", env=env
@@ -253,7 +258,7 @@ class KeyEngine:
         paths = closure.module_files + local_paths + profiles
         states = self._check(paths, started, counts, view, seen)
         for path in closure.module_files + profiles:
-            h.add(f"file {path}", states[path].content)
+            h.add(f"file {_label(path, closure, trimpath)}", states[path].content)
         for p in sorted(closure.packages, key=lambda p: p.import_path):
             if p.standard:
                 h.add("std", p.import_path)
@@ -272,6 +277,13 @@ class KeyEngine:
         return KeyResult(
             h.hexdigest(), closure, toolchain, False, h.fields, counts[0], counts[1], vcs=vcs
         )
+
+
+def _label(path: str, closure: Closure, trimpath: bool) -> str:
+    """A module file's name in the key: absolute, or under -trimpath relative to the main
+    module, so checkouts at different paths share keys exactly when go's outputs match."""
+    roots = [str(p.module["Dir"]) for p in closure.targets if p.module and p.module.get("Dir")]
+    return os.path.relpath(path, roots[0]) if trimpath and roots else path
 
 
 def _module_relative(package: Package) -> str:
