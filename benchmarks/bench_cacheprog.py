@@ -384,11 +384,11 @@ class Bench:
     ) -> None:
         self.root = root
         self.packages = list(packages)
+        if source_dir is not None:
+            sys.path.insert(0, str(source_dir))  # before the first gocachemgr import
         self.env = bench_env(root, source_dir=source_dir)
         self.workdir = root / "work"  # no go.mod: `go build std` needs none
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if source_dir is not None:
-            sys.path.insert(0, str(source_dir))
         from gocachemgr.toolchain import find_go
 
         self.go = find_go(self._config(self.env), self.env)
