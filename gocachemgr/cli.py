@@ -288,7 +288,7 @@ def run(argv: Sequence[str]) -> int:
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "gocachemgr"
         hint = f"; see '{command} --help'"
-        click.echo(f"gocachemgr: error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"gocachemgr: error: {exc.format_message().rstrip('.')}{hint}", err=True)
         return 2
     except click.ClickException as exc:
         click.echo(f"gocachemgr: error: {exc.format_message()}", err=True)
