@@ -67,6 +67,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import fmt_met, log, ratio, rotate
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"
 
@@ -146,11 +148,6 @@ def median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def ratio(value: float | None, baseline: float | None) -> float | None:
-    if value is None or not baseline:
-        return None
-    return value / baseline
-
 
 def paired_ratios(values: Sequence[float], baseline: Sequence[float]) -> list[float]:
     """value/baseline per round (index i of both lists is round i)."""
@@ -179,9 +176,6 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:g}"
 
 
-def _fmt_met(met: bool | None) -> str:
-    return "-" if met is None else ("yes" if met else "**NO**")
-
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """Markdown: scenario, n, median, min, max, CPU median, ratio, per-round ratio, target, met."""
@@ -199,7 +193,7 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
             f"| {_fmt(stats.get('min'), unit)} | {_fmt(stats.get('max'), unit)} "
             f"| {_fmt(row.get('cpu'), row.get('cpu_unit', unit))} "
             f"| {_fmt(row.get('ratio'), ratio_unit)} | {_fmt(row.get('paired'), ratio_unit)} "
-            f"| {row.get('target') or '-'} | {_fmt_met(row.get('met'))} |"
+            f"| {row.get('target') or '-'} | {fmt_met(row.get('met'))} |"
         )
     return "\n".join(lines)
 
@@ -211,10 +205,6 @@ def format_breakdown(title: str, items: Sequence[tuple[str, float | None, str]])
         lines.append(f"| {name} | {value} | {note} |")
     return "\n".join(lines)
 
-
-def rotate(items: Sequence[str], round_no: int) -> list[str]:
-    k = round_no % len(items) if items else 0
-    return [*items[k:], *items[:k]]
 
 
 # -- timers around product functions --------------------------------------------------------
@@ -333,9 +323,6 @@ def format_functions(functions: Mapping[str, Mapping[str, float]], limit: int = 
 
 # -- environment and processes --------------------------------------------------------------
 
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def base_env(tmp: Path) -> dict[str, str]:

@@ -52,6 +52,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import fmt_met, log, ratio, rotate
+
 # gocachemgr itself is imported only inside Bench, after --git-rev may have put a
 # snapshot of the product first on sys.path.
 
@@ -120,11 +122,6 @@ def summarize(values: Sequence[float]) -> dict[str, float | int]:
     }
 
 
-def ratio(value: float | None, baseline: float | None) -> float | None:
-    if value is None or not baseline:
-        return None
-    return value / baseline
-
 
 def paired_ratios(runs: Sequence[Run], baseline: Sequence[Run]) -> list[float]:
     """value/baseline for every round in which both scenarios ran."""
@@ -142,9 +139,6 @@ def target_met(value: float | None, limit: float, *, strict: bool = False) -> bo
 def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
-
-def _fmt_met(met: bool | None) -> str:
-    return "-" if met is None else ("yes" if met else "**NO**")
 
 
 def format_time_table(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -166,7 +160,7 @@ def format_time_table(rows: Sequence[Mapping[str, Any]]) -> str:
             f"| {_fmt(stats.get('median'), '.2f')} | {_fmt(stats.get('min'), '.2f')} "
             f"| {_fmt(stats.get('max'), '.2f')} | {_fmt(row.get('ratio'), '.3f', 'x')} "
             f"| {_fmt(row.get('paired'), '.3f', 'x')} | {row.get('target') or '-'} "
-            f"| {_fmt_met(row.get('met'))} | {_fmt(row.get('cpu'), '.1f')} "
+            f"| {fmt_met(row.get('met'))} | {_fmt(row.get('cpu'), '.1f')} "
             f"| {_fmt(row.get('cpu_ratio'), '.3f', 'x')} |"
         )
     return "\n".join(lines)
@@ -183,7 +177,7 @@ def format_rss_table(rows: Sequence[Mapping[str, Any]]) -> str:
         lines.append(
             f"| {row['scenario']} | {_fmt(row.get('rss_mb'), '.1f')} "
             f"| {_fmt(row.get('cpu_s'), '.1f')} | {_fmt(row.get('build_s'), '.1f')} "
-            f"| {row.get('target') or '-'} | {_fmt_met(row.get('met'))} |"
+            f"| {row.get('target') or '-'} | {fmt_met(row.get('met'))} |"
         )
     return "\n".join(lines)
 
@@ -259,10 +253,6 @@ def reap_orphans(timeout: float = 5.0) -> int:
 def _cpu_seconds(usage: resource.struct_rusage) -> float:
     return usage.ru_utime + usage.ru_stime
 
-
-def log(message: str) -> None:
-    stamp = datetime.now().strftime("%H:%M:%S")
-    print(f"[{stamp}] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -508,11 +498,6 @@ class Bench:
                 f"{proc.stderr[-2000:]}"
             ) from None
 
-
-def rotate(items: Sequence[str], rnd: int) -> list[str]:
-    """Round ``rnd``'s order: each variant goes first in turn."""
-    k = rnd % len(items)
-    return [*items[k:], *items[:k]]
 
 
 def fresh(path: Path) -> Path:
