@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gocachemgr.store import is_hex_id
 from gocachemgr.store.atomic import AtomicFile, VerifyError, sha256_file
-from gocachemgr.store.shared import SharedStore, SharedUnavailable
+from gocachemgr.store.shared import SharedStore
 from gocachemgr.store.tiered import UNWRITABLE, Reporter
 
 MANIFEST_VERSION = 1
@@ -70,26 +69,17 @@ def open_shared(root: Path | None, reporter: Reporter, timeout: float) -> Shared
     if root is None:
         return None
     shared = SharedStore(root)
-    outcome: list[BaseException | None] = []
-
-    def check() -> None:
-        try:
-            shared.open()
-            outcome.append(None)
-        except (SharedUnavailable, OSError) as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=check, daemon=True, name="shared-open")
-    thread.start()
-    thread.join(timeout)
-    if not outcome:
+    problems: list[str] = []
+    try:
+        shared.open_in_background(problems.append).result(timeout)
+    except TimeoutError:
         reporter.warn_once(
             f"shared dir {root} did not answer within {timeout:g}s; "
             f"continuing with the local cache only"
         )
         return None
-    if outcome[0] is not None:
-        reporter.warn_once(f"{outcome[0]}; continuing with the local cache only")
+    if problems:
+        reporter.warn_once(f"{problems[0]}; continuing with the local cache only")
         return None
     return shared
 

@@ -209,14 +209,13 @@ def key(app: App, explain: bool, against: str | None, as_json: bool, args: tuple
     from gocachemgr.build import Builder
     from gocachemgr.keys.explain import ExplainLog, diff_fields
     from gocachemgr.keys.flags import parse_build_args
+    from gocachemgr.keys.graph import GoListFailed
 
     build_args = parse_build_args(list(args))
     if build_args.unsupported:
         raise UserError(f"no content key: {build_args.unsupported}")
     builder = Builder(app.config, os.environ, os.getcwd(), note=_note)
     try:
-        from gocachemgr.keys.graph import GoListFailed
-
         try:
             result = builder.key(build_args, explain=True)
         except GoListFailed as exc:

@@ -17,8 +17,10 @@ import os
 import re
 import socket
 import stat
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 from gocachemgr.store import ActionEntry, is_hex_id
@@ -118,6 +120,31 @@ class SharedStore:
                 )
         if found is None:
             self._initialise()
+
+    def open_in_background(self, on_unusable: Callable[[str], None]) -> Future[None]:
+        """Run ``open`` on a daemon thread; ``on_unusable(reason)`` is called before the
+        future resolves when the share cannot be used.
+
+        A daemon thread, not a pool worker: the interpreter joins pool threads
+        at exit, so a check stuck on a dead hard mount would hang the process.
+        Unexpected exceptions are re-raised by the future's ``result``.
+        """
+        done: Future[None] = Future()
+
+        def check() -> None:
+            try:
+                self.open()
+            except SharedUnavailable as exc:
+                on_unusable(str(exc))
+            except OSError as exc:
+                on_unusable(f"shared dir {self.root} failed its start-up check ({exc})")
+            except BaseException as exc:
+                done.set_exception(exc)
+                return
+            done.set_result(None)
+
+        threading.Thread(target=check, daemon=True, name="shared-open").start()
+        return done
 
     def _initialise(self) -> None:
         """Lay out an empty share; a read-only empty share is unusable."""

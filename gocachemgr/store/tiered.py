@@ -20,7 +20,7 @@ from gocachemgr.stats import Counters
 from gocachemgr.store import ActionEntry, LocalHit
 from gocachemgr.store.atomic import AtomicFile, VerifyError
 from gocachemgr.store.local import LocalStore
-from gocachemgr.store.shared import SharedStore, SharedUnavailable
+from gocachemgr.store.shared import SharedStore
 
 # Write errors that mean "this share takes no uploads now": stop trying for the run.
 UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
@@ -77,25 +77,7 @@ class TieredStore:
             shared.on_corrupt = self._on_corrupt
             # Checked off the caller's thread: on a hung hard mount the first
             # shared fetch times out and drops the tier, local hits never wait.
-            # A daemon thread, not a pool worker: the interpreter joins pool
-            # threads at exit, so a check stuck for ever would hang `sync`.
-            self._opened = Future()
-            threading.Thread(
-                target=self._open_shared, args=(shared, self._opened), daemon=True,
-                name="shared-open",
-            ).start()
-
-    def _open_shared(self, shared: SharedStore, done: Future[None]) -> None:
-        try:
-            shared.open()
-        except SharedUnavailable as exc:
-            self.disable(str(exc))
-        except OSError as exc:
-            self.disable(f"shared dir {shared.root} failed its start-up check ({exc})")
-        except Exception as exc:  # re-raised by wait_shared, as from a pool worker
-            done.set_exception(exc)
-            return
-        done.set_result(None)
+            self._opened = shared.open_in_background(self.disable)
 
     def wait_shared(self, timeout: float | None = None) -> bool:
         """Wait for the share's start-up check; True while the shared tier is usable."""
