@@ -16,10 +16,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gocachemgr.reporter import Reporter
 from gocachemgr.store import is_hex_id
 from gocachemgr.store.atomic import AtomicFile, VerifyError, sha256_file
 from gocachemgr.store.shared import SharedStore
-from gocachemgr.store.tiered import UNWRITABLE, Reporter
+from gocachemgr.store.tiered import UNWRITABLE
 
 MANIFEST_VERSION = 1
 

@@ -22,10 +22,10 @@ from gocachemgr.keys.contentkey import KeyEngine, KeyResult
 from gocachemgr.keys.flags import BuildArgs, parse_build_args
 from gocachemgr.keys.graph import Closure, GoListFailed, Package
 from gocachemgr.keys.identity import ToolchainError
+from gocachemgr.reporter import Reporter
 from gocachemgr.runner import go_environment, run_go
 from gocachemgr.stats import Counters
 from gocachemgr.store.shared import SharedStore
-from gocachemgr.store.tiered import Reporter
 from gocachemgr.toolchain import find_go
 
 # Magic numbers of files go build may overwrite: ELF, Mach-O (both ends), PE, ar archives.

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import click
 
 from gocachemgr.config import Config
 from gocachemgr.errors import UserError, describe_os_error
+from gocachemgr.units import format_size
 
 
 @dataclass
@@ -278,6 +279,135 @@ def watch(app: App, roots: tuple[Path, ...]) -> None:
         )
     finally:
         index.close()
+
+
+@cli.group()
+def mod() -> None:
+    """Share Go module downloads between nodes through the shared dir.
+
+    \b
+    With a shared dir set, `gocachemgr go` keeps GOMODCACHE on local disk, puts
+    GOPROXY=file://<shared>/modules|<your GOPROXY> so nodes read the shared store
+    first, and publishes new downloads after every go command. These commands do
+    the same by hand and check the store.
+    """
+
+
+@mod.command("push")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
+@pass_app
+def mod_push(app: App, as_json: bool) -> None:
+    """Publish every complete module version in this node's module cache.
+
+    Re-checks each version against the store (also ones published before), so
+    it repairs files that `mod verify` quarantined. Exits 1 if any version
+    could not be published.
+    """
+    from gocachemgr.modules.publish import publish_modules
+
+    progress = None if as_json else _counting("pushing: module", "modules")
+    report = publish_modules(app.config, recheck=True, progress=progress)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(
+            f"published {report.versions_published} new version(s), "
+            f"{report.files_written} file(s), {format_size(report.bytes_written)} "
+            f"from {report.modules_scanned} module(s)"
+        )
+        for line in report.failed:
+            click.echo(f"failed: {line}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+@mod.command("pull")
+@click.argument(
+    "directory",
+    required=False,
+    default=".",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
+@pass_app
+def mod_pull(app: App, directory: Path, as_json: bool) -> None:
+    """Download the modules DIRECTORY's go.mod needs (default: .), shared store first.
+
+    go verifies every module against go.sum as usual. Modules that had to
+    come from upstream are published to the shared store afterwards.
+    """
+    from gocachemgr.modules.publish import publish_modules
+    from gocachemgr.modules.pull import pull_modules
+
+    if app.config.shared_dir is None:
+        raise UserError("no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir")
+    progress = None if as_json else _pull_progress
+    report = pull_modules(app.config, directory.resolve(), os.environ, progress=progress)
+    published = publish_modules(app.config) if report.from_upstream else None
+    if as_json:
+        result = report.as_dict()
+        result["published"] = published.versions_published if published else 0
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(
+            f"{report.modules} module(s): {report.from_shared} from the shared store, "
+            f"{report.from_upstream} from upstream, {report.already_local} already local"
+            + (f"; published {published.versions_published}" if published else "")
+        )
+        for line in report.errors:
+            click.echo(f"error: {line}", err=True)
+    if report.errors:
+        sys.exit(1)
+
+
+def _pull_progress(arrived: int) -> None:
+    click.echo(f"pulling: {arrived} module(s) downloaded so far", err=True)
+
+
+@mod.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
+@pass_app
+def mod_verify(app: App, as_json: bool) -> None:
+    """Re-hash every zip in the shared module store against its recorded h1: hash.
+
+    Bad zips (and the .ziphash that vouched for them) are moved to the share's
+    quarantine/ and listed; the next publish from a node that has a good copy
+    puts them back. Version lists are checked too. Exits 1 if anything was bad.
+    """
+    from gocachemgr.modules.store import ModuleStore
+    from gocachemgr.store.shared import SharedStore, SharedUnavailable
+
+    config = app.config
+    if config.shared_dir is None:
+        raise UserError("no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir")
+    shared = SharedStore(config.shared_dir)
+    try:
+        shared.open()
+    except SharedUnavailable as exc:
+        raise UserError(f"cannot verify: {exc}") from None
+    store = ModuleStore(shared, lease_stale=config.lease_stale, lease_timeout=config.shared_timeout)
+    progress = None if as_json else _counting("verifying: zip", "zips")
+    report = store.verify(progress=progress)
+    if as_json:
+        click.echo(json.dumps(asdict(report), indent=2))
+    else:
+        click.echo(
+            f"checked {report.checked} zip(s), {format_size(report.bytes_checked)}: "
+            f"{len(report.bad)} bad, {len(report.lists_fixed)} version list(s) fixed"
+        )
+        for line in report.bad:
+            click.echo(f"quarantined: {line}", err=True)
+    if report.bad:
+        sys.exit(1)
+
+
+def _counting(label: str, unit: str) -> Callable[[int, int], None]:
+    """A progress line on stderr: "label N/TOTAL", ended when done."""
+
+    def show(done: int, total: int) -> None:
+        click.echo(f"\r{label} {done}/{total} {unit}", nl=done == total, err=True)
+
+    return show
 
 
 def run(argv: Sequence[str]) -> int:

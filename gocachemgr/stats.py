@@ -25,6 +25,9 @@ COUNTERS: dict[str, str] = {
     "builds_hit_local": "`gocachemgr build` runs served from local outputs without go",
     "builds_hit_shared": "`gocachemgr build` runs served from the shared tier without go",
     "builds_miss": "`gocachemgr build` runs that ran go build",
+    "modules_published": "module versions published to the shared module store",
+    "module_bytes_published": "bytes of module files published to the shared store",
+    "modules_publish_failed": "module versions that could not be published (retried later)",
 }
 
 

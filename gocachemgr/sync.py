@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from gocachemgr.config import Config
 from gocachemgr.errors import UserError
-from gocachemgr.store.tiered import Reporter
+from gocachemgr.reporter import Reporter
 from gocachemgr.wiring import open_tiered
 
 

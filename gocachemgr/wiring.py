@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from gocachemgr.config import Config
 from gocachemgr.index import Index
+from gocachemgr.reporter import Reporter
 from gocachemgr.stats import Counters
 from gocachemgr.store.local import LocalStore
 from gocachemgr.store.shared import SharedStore
-from gocachemgr.store.tiered import Reporter, TieredStore
+from gocachemgr.store.tiered import TieredStore
 
 
 def open_tiered(

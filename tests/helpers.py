@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -74,3 +75,17 @@ class Node:
 
 def warnings_in(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("gocachemgr: warning:")]
+
+
+def run_with_readonly_share(node: Node, share: Path, *args: str,
+                            cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``gocachemgr ARGS`` in a private mount namespace where ``share`` is a read-only bind.
+
+    The tests run as root, so chmod would not stop writes; a read-only mount does.
+    """
+    mount = f"mount --bind -o ro {shlex.quote(str(share))} {shlex.quote(str(share))}"
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", f'{mount} && exec "$@"', "sh",
+         sys.executable, "-m", "gocachemgr", *args],
+        cwd=cwd, env=node.env, capture_output=True, text=True, timeout=300,
+    )

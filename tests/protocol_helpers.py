@@ -22,10 +22,11 @@ from pathlib import Path
 
 from gocachemgr.cacheprog.server import Server
 from gocachemgr.index import Index
+from gocachemgr.reporter import Reporter
 from gocachemgr.stats import Counters
 from gocachemgr.store.local import LocalStore
 from gocachemgr.store.shared import SharedStore
-from gocachemgr.store.tiered import Reporter, TieredStore
+from gocachemgr.store.tiered import TieredStore
 
 
 def sha(data: bytes) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import shlex
 import shutil
 import signal
 import subprocess
@@ -28,7 +27,7 @@ from gocachemgr.sandbox import isolated_env
 from gocachemgr.store.atomic import TEMP_PREFIX
 from gocachemgr.store.local import LocalStore
 from gocachemgr.store.shared import SharedStore
-from tests.helpers import Node, copy_sample, warnings_in
+from tests.helpers import Node, copy_sample, run_with_readonly_share, warnings_in
 
 BINARY = "gocachemgr-sample"  # what `go build -o DIR/ .` names the sample's binary
 GREETING = "Hello, Gocachemgr!"
@@ -147,20 +146,6 @@ def build_and_kill(node: Node, args: list[str], cwd: Path, delay: float) -> Atte
         time.sleep(0.005)
     _, stderr = proc.communicate(timeout=120)
     return Attempt(delay, killed, proc.returncode, stderr)
-
-
-def run_with_readonly_share(node: Node, share: Path, *args: str,
-                            cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``gocachemgr ARGS`` in a private mount namespace where ``share`` is a read-only bind.
-
-    The tests run as root, so chmod would not stop writes; a read-only mount does.
-    """
-    mount = f"mount --bind -o ro {shlex.quote(str(share))} {shlex.quote(str(share))}"
-    return subprocess.run(
-        ["unshare", "-m", "sh", "-c", f'{mount} && exec "$@"', "sh",
-         sys.executable, "-m", "gocachemgr", *args],
-        cwd=cwd, env=node.env, capture_output=True, text=True, timeout=300,
-    )
 
 
 def binary_output(path: Path) -> str:

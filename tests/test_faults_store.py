@@ -26,12 +26,13 @@ import pytest
 
 from gocachemgr.cacheprog.server import Server
 from gocachemgr.index import Index
+from gocachemgr.reporter import Reporter
 from gocachemgr.stats import Counters, read_stats
 from gocachemgr.store import ActionEntry
 from gocachemgr.store.atomic import TEMP_PREFIX, AtomicFile
 from gocachemgr.store.local import LocalStore
 from gocachemgr.store.shared import SharedStore
-from gocachemgr.store.tiered import Reporter, TieredStore
+from gocachemgr.store.tiered import TieredStore
 from tests.helpers import warnings_in
 
 

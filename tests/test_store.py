@@ -13,13 +13,14 @@ import pytest
 
 from gocachemgr.errors import UserError
 from gocachemgr.index import Index, IndexOpenError
+from gocachemgr.reporter import Reporter
 from gocachemgr.stats import Counters
 from gocachemgr.store import ActionEntry
 from gocachemgr.store import atomic as atomic_module
 from gocachemgr.store.atomic import TEMP_PREFIX, AtomicFile, VerifyError, sha256_file
 from gocachemgr.store.local import LocalStore
 from gocachemgr.store.shared import FORMAT, SUBDIRS, SharedStore, SharedUnavailable
-from gocachemgr.store.tiered import Reporter, TieredStore
+from gocachemgr.store.tiered import TieredStore
 
 
 def hexsha(data: bytes) -> str:

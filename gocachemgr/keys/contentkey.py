@@ -259,6 +259,9 @@ class KeyEngine:
         states = self._check(paths, started, counts, view, seen)
         for path in closure.module_files + profiles:
             h.add(f"file {_label(path, closure, trimpath)}", states[path].content)
+        if not trimpath and any(p.in_module_cache for p in closure.packages):
+            # Module sources are named by their path in GOMODCACHE inside the binary.
+            h.add("module cache", toolchain.goenv.get("GOMODCACHE", ""))
         for p in sorted(closure.packages, key=lambda p: p.import_path):
             if p.standard:
                 h.add("std", p.import_path)

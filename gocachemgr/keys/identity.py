@@ -36,6 +36,13 @@ ENV_IGNORED = frozenset(
     }
 )
 ENV_EXTRA = frozenset({"CC", "CXX", "AR", "FC", "PKG_CONFIG", "GCCGO"})
+# Where this node keeps and fetches modules. With a shared dir the runner sets
+# them per node (GOMODCACHE under the local dir) and per mount (GOPROXY), yet
+# they never change an output: module versions are pinned by go.mod/go.sum,
+# which the key covers. The one exception, GOMODCACHE's path inside a binary
+# built without -trimpath, the content key adds itself. `go env` prints them
+# exactly as set, so they need not key its memo either.
+MODULE_LOCATION_VARS = frozenset({"GOMODCACHE", "GOPROXY", "GONOPROXY"})
 GO_ENV_VARS = (
     "GOVERSION",
     "GOROOT",
@@ -89,6 +96,7 @@ def relevant_env(env: Mapping[str, str]) -> list[tuple[str, str]]:
         if (
             k.startswith(("GO", "CGO_"))
             and k not in ENV_IGNORED
+            and k not in MODULE_LOCATION_VARS
             and not k.startswith("GOCACHEMGR_")
         )
         or k in ENV_EXTRA
@@ -149,6 +157,7 @@ class ToolchainMemo:
         key = KeyHasher("go-env")
         key.add("go", f"{go} {go_digest}")
         key.add("env", json.dumps(relevant_env(env)))
+        key.add("set", " ".join(sorted(k for k in MODULE_LOCATION_VARS if env.get(k))))
         key.add("goenv-file", _go_env_file(env))
         memo_key = key.hexdigest()
         text = local = self._local(memo_key)
@@ -169,6 +178,7 @@ class ToolchainMemo:
         value = json.dumps(goenv)
         if value != local:  # a write transaction syncs to disk: not on every key
             self._remember(memo_key, value)
+        goenv.update({k: env[k] for k in MODULE_LOCATION_VARS if env.get(k)})
         return goenv
 
     def toolchain(self, go: str, env: Mapping[str, str], now_ns: int) -> Toolchain:
@@ -181,7 +191,8 @@ class ToolchainMemo:
         tools.append(os.path.join(goenv["GOROOT"], "VERSION"))
         ident = KeyHasher("toolchain")
         ident.add("go", f"{go} {go_digest}")
-        ident.add("go env", json.dumps(goenv, sort_keys=True))
+        facts = {k: v for k, v in goenv.items() if k not in MODULE_LOCATION_VARS}
+        ident.add("go env", json.dumps(facts, sort_keys=True))
         for path, digest in self._digests(tools, now_ns).items():
             ident.add(path, digest)
         if goenv.get("CGO_ENABLED") == "1":

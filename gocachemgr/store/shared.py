@@ -43,7 +43,7 @@ class SharedUnavailable(Exception):
     """The shared directory cannot be used at all; the message says why in one line."""
 
 
-def _group_dir(path: Path) -> None:
+def group_dir(path: Path) -> None:
     """mkdir with the group-shared mode (setgid so files keep the share's group).
 
     An existing entry must be a plain directory: a symlink planted in the share
@@ -61,7 +61,7 @@ def _group_dir(path: Path) -> None:
     os.chmod(path, mode | stat.S_ISGID)
 
 
-def _open_nofollow(path: Path) -> int:
+def open_nofollow(path: Path) -> int:
     """Open ``dir/name`` for reading without following a symlink at either level."""
     dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
@@ -150,7 +150,7 @@ class SharedStore:
         """Lay out an empty share; a read-only empty share is unusable."""
         try:
             for name in SUBDIRS:
-                _group_dir(self.root / name)
+                group_dir(self.root / name)
             with AtomicFile(self.tmp_dir, fsync=True) as f:
                 f.write(f"{FORMAT}\n".encode())
                 f.commit(self.root / "FORMAT", replace=False)
@@ -200,7 +200,7 @@ class SharedStore:
         path = self.object_path(output_id)
         for attempt in (1, 2):
             try:
-                with os.fdopen(_open_nofollow(path), "rb") as src:
+                with os.fdopen(open_nofollow(path), "rb") as src:
                     dest.copy_from(src)
                 break
             except FileNotFoundError:
@@ -232,7 +232,7 @@ class SharedStore:
     def put_object(self, output_id: str, size: int, src: str) -> bool:
         """Upload a local body; False if the share already had it. Verifies before publishing."""
         target = self.object_path(output_id)
-        _group_dir(target.parent)  # first: refuses a symlink planted as the shard dir
+        group_dir(target.parent)  # first: refuses a symlink planted as the shard dir
         if target.exists():
             return False
         with AtomicFile(self.tmp_dir, fsync=True) as f, open(src, "rb") as source:
@@ -243,7 +243,7 @@ class SharedStore:
     def put_action(self, action_id: str, entry: ActionEntry) -> None:
         """Publish the record (last writer wins); the object must already be there."""
         target = self.action_path(action_id)
-        _group_dir(target.parent)
+        group_dir(target.parent)
         record = {
             "v": RECORD_VERSION,
             "output_id": entry.output_id,
@@ -265,7 +265,7 @@ class SharedStore:
     def get_manifest(self, key: str, kind: str = "") -> bytes | None:
         """A manifest or record, or None; the caller validates what it reads."""
         try:
-            with os.fdopen(_open_nofollow(self.artifact_path(key, kind)), "rb") as f:
+            with os.fdopen(open_nofollow(self.artifact_path(key, kind)), "rb") as f:
                 return f.read(MAX_MANIFEST_BYTES + 1)
         except FileNotFoundError:
             return None
@@ -274,8 +274,8 @@ class SharedStore:
         """Publish a manifest or record (last writer wins); objects it names come first."""
         target = self.artifact_path(key, kind)
         if kind:
-            _group_dir(target.parent.parent)
-        _group_dir(target.parent)
+            group_dir(target.parent.parent)
+        group_dir(target.parent)
         with AtomicFile(self.tmp_dir, fsync=True) as f:
             f.write(data)
             f.commit(target)
@@ -311,7 +311,7 @@ def _read_small(path: Path) -> bytes:
     """Read a record, retrying once on a transient NFS error other than a plain miss."""
     for attempt in (1, 2):
         try:
-            with os.fdopen(_open_nofollow(path), "rb") as f:
+            with os.fdopen(open_nofollow(path), "rb") as f:
                 return f.read(MAX_RECORD_BYTES + 1)
         except FileNotFoundError:
             raise

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from gocachemgr.reporter import Reporter
 from gocachemgr.stats import Counters
 from gocachemgr.store import ActionEntry, LocalHit
 from gocachemgr.store.atomic import AtomicFile, VerifyError
@@ -24,27 +23,6 @@ from gocachemgr.store.shared import SharedStore
 
 # Write errors that mean "this share takes no uploads now": stop trying for the run.
 UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
-
-
-class Reporter:
-    """Prints at most one warning line per process, so a bad share cannot flood a build log."""
-
-    def __init__(self, write: Callable[[str], object] | None = sys.stderr.write) -> None:
-        self._write = write
-        self._lock = threading.Lock()
-        self.message: str | None = None  # the first (and only printed) warning
-
-    def warn_once(self, message: str) -> None:
-        with self._lock:
-            if self.message is not None:
-                return
-            self.message = message
-        if self._write is None:
-            return
-        try:
-            self._write(f"gocachemgr: warning: {message}\n")
-        except (OSError, ValueError):
-            pass
 
 
 class TieredStore:

@@ -1,0 +1,1 @@
+"""Go modules: the local GOMODCACHE and the shared module store (a file:// GOPROXY)."""

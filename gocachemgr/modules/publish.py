@@ -1,0 +1,138 @@
+"""Publish new module downloads of this node to the shared module store.
+
+Runs after every ``gocachemgr go`` command (and as ``mod push``). The ledger
+makes the common case — nothing new — a walk of local directory mtimes with
+no access to the share beyond reading its epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from gocachemgr.config import Config
+from gocachemgr.errors import UserError, describe_os_error
+from gocachemgr.index import Index
+from gocachemgr.modules.ledger import Ledger
+from gocachemgr.modules.localcache import LocalVersion, version_dirs, versions_in
+from gocachemgr.modules.store import ModuleStore
+from gocachemgr.reporter import Reporter
+from gocachemgr.stats import Counters
+from gocachemgr.store.lease import LeaseTimeout
+from gocachemgr.store.shared import SharedStore, SharedUnavailable
+from gocachemgr.store.tiered import UNWRITABLE
+
+
+@dataclass
+class PublishReport:
+    modules_scanned: int = 0
+    versions_published: int = 0
+    files_written: int = 0
+    bytes_written: int = 0
+    rechecked: bool = False  # the store's epoch changed (or --all): every version was re-checked
+    failed: list[str] = field(default_factory=list)  # "path@version: reason"
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def publish_modules(
+    config: Config,
+    *,
+    recheck: bool = False,
+    reporter: Reporter | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PublishReport:
+    """Publish what is new in the local module cache; ``recheck`` checks every version.
+
+    Raises UserError when the share cannot take modules at all (missing,
+    read-only, full); a version that fails alone is listed in ``failed``.
+    """
+    if config.shared_dir is None:
+        raise UserError("no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir")
+    reporter = reporter or Reporter(write=None)
+    counters = Counters()
+
+    def on_corrupt(reason: str) -> None:
+        counters.add("corrupt")
+        reporter.warn_once(f"damaged file in the shared module store quarantined: {reason}")
+
+    shared = SharedStore(config.shared_dir, on_corrupt=on_corrupt)
+    report = PublishReport()
+    index = Index(config.index_dir)
+    try:
+        try:
+            shared.open()
+            store = ModuleStore(
+                shared, lease_stale=config.lease_stale, lease_timeout=config.shared_timeout
+            )
+            ledger = Ledger(index)
+            report.rechecked = not ledger.bind(str(config.shared_dir), store.epoch()) or recheck
+            _publish_all(config, store, ledger, report, counters, progress)
+        except SharedUnavailable as exc:
+            raise UserError(f"cannot publish modules: {exc}") from None
+        except OSError as exc:
+            raise UserError(
+                f"cannot publish modules to {config.shared_dir}: {describe_os_error(exc)}"
+            ) from None
+    finally:
+        counters.flush(index)
+        index.close()
+    return report
+
+
+def _publish_all(
+    config: Config,
+    store: ModuleStore,
+    ledger: Ledger,
+    report: PublishReport,
+    counters: Counters,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    dirs = list(version_dirs(config.gomodcache_dir / "cache" / "download"))
+    for done, (escaped_path, directory, mtime_ns) in enumerate(dirs, 1):
+        report.modules_scanned += 1
+        if report.rechecked or not ledger.dir_unchanged(escaped_path, mtime_ns):
+            versions = [
+                v
+                for v in versions_in(escaped_path, directory)
+                if report.rechecked or ledger.published(v.key) != v.signature
+            ]
+            if _publish_module(store, ledger, escaped_path, versions, report, counters):
+                ledger.mark_dir(escaped_path, mtime_ns)
+        if progress:
+            progress(done, len(dirs))
+
+
+def _publish_module(
+    store: ModuleStore,
+    ledger: Ledger,
+    escaped_path: str,
+    versions: list[LocalVersion],
+    report: PublishReport,
+    counters: Counters,
+) -> bool:
+    """Publish one module's versions; True when all of them are now in the store."""
+    if not versions:
+        return True
+    try:
+        outcome = store.publish_module(escaped_path, versions, check_list=report.rechecked)
+    except LeaseTimeout as exc:
+        failures = [(v.display, str(exc)) for v in versions]
+    except OSError as exc:
+        if exc.errno in UNWRITABLE:
+            raise
+        failures = [(v.display, describe_os_error(exc)) for v in versions]
+    else:
+        by_key = {v.key: v for v in versions}
+        for key in outcome.published:
+            ledger.record(key, by_key[key].signature)
+        failures = [(by_key[key].display, reason) for key, reason in outcome.failed]
+        report.versions_published += outcome.versions_written
+        report.files_written += outcome.files_written
+        report.bytes_written += outcome.bytes_written
+        counters.add("modules_published", outcome.versions_written)
+        counters.add("module_bytes_published", outcome.bytes_written)
+    report.failed += [f"{name}: {reason}" for name, reason in failures]
+    counters.add("modules_publish_failed", len(failures))
+    return not failures
