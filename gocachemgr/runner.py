@@ -66,7 +66,8 @@ def _probe_share(config: Config) -> str | None:
     from gocachemgr.store.shared import SharedStore
 
     problems: list[str] = []
-    done = SharedStore(config.shared_dir).open_in_background(problems.append)  # type: ignore[arg-type]
+    shared = SharedStore(config.shared_dir, read_only=config.read_only)  # type: ignore[arg-type]
+    done = shared.open_in_background(problems.append)
     try:
         done.result(timeout=config.shared_timeout)
     except TimeoutError:
@@ -122,7 +123,7 @@ def run_go(
     Ctrl-C reaches go directly (same process group), so this process ignores
     SIGINT and waits; SIGTERM/SIGHUP/SIGQUIT sent to us are forwarded. With a
     usable shared dir, new module downloads are published afterwards unless
-    ``publish`` is False.
+    ``publish`` is False or the node is read-only.
     """
     env = os.environ if env is None else env
     go = find_go(config, env)
@@ -141,7 +142,7 @@ def run_go(
                 )
                 go_env["GOPROXY"] = upstream_goproxy(config, env)
         code = _wait_for_go(subprocess.Popen([go, *args], env=go_env, cwd=cwd, stdout=stdout))
-        if share_ok and publish:
+        if share_ok and publish and not config.read_only:
             _publish_modules(config, reporter)
     return code
 
