@@ -19,6 +19,7 @@ from pathlib import Path
 from gocachemgr.reporter import Reporter
 from gocachemgr.store import is_hex_id
 from gocachemgr.store.atomic import AtomicFile, VerifyError, sha256_file
+from gocachemgr.store.local import mark_used
 from gocachemgr.store.shared import SharedStore
 from gocachemgr.store.tiered import UNWRITABLE
 
@@ -65,11 +66,13 @@ class Manifest:
         return cls(key, outputs)
 
 
-def open_shared(root: Path | None, reporter: Reporter, timeout: float) -> SharedStore | None:
+def open_shared(
+    root: Path | None, reporter: Reporter, timeout: float, *, read_only: bool
+) -> SharedStore | None:
     """The shared store if it passes its start-up check within ``timeout``, else None (warned)."""
     if root is None:
         return None
-    shared = SharedStore(root)
+    shared = SharedStore(root, read_only=read_only)
     problems: list[str] = []
     try:
         shared.open_in_background(problems.append).result(timeout)
@@ -117,6 +120,7 @@ class ArtifactCache:
             manifest = None
         if manifest is not None and all(self._has(o) for o in manifest.outputs):
             self.hit_tier = "local"
+            mark_used(path)  # gc removes the least recently used
             return manifest
         manifest = self._fetch_shared(key)
         if manifest is not None:
@@ -208,7 +212,7 @@ class ArtifactCache:
             f.commit(path)
 
     def _publish(self, manifest: Manifest) -> None:
-        if self.shared is None:
+        if self.shared is None or self.shared.read_only:
             return
         try:
             for output in manifest.outputs:

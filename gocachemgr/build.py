@@ -117,7 +117,12 @@ class Builder:
 
     @functools.cached_property
     def shared(self) -> SharedStore | None:
-        return open_shared(self.config.shared_dir, self.reporter, self.config.shared_timeout)
+        return open_shared(
+            self.config.shared_dir,
+            self.reporter,
+            self.config.shared_timeout,
+            read_only=self.config.read_only,
+        )
 
     def engine(self) -> KeyEngine:
         return KeyEngine(self.index, self.go, self.go_env, self.cwd, shared=self.shared)
@@ -162,5 +167,7 @@ class Builder:
         if after is None or after.key != result.key:
             self.note("gocachemgr build: sources changed while go was building; output not cached")
             return BuildOutcome(code, "miss", result.key, reason="sources changed")
-        cache.store(result.key, plan)
+        stored = cache.store(result.key, plan)
+        # An upper bound (outputs may already be stored); the next gc makes it exact.
+        self.counters.add("local_bytes", sum(o.size for o in stored.outputs))
         return BuildOutcome(code, "miss", result.key)

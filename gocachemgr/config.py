@@ -30,6 +30,13 @@ def _default_config_file(env: Mapping[str, str]) -> Path:
     return Path(base) / "gocachemgr" / "config.toml"
 
 
+def config_file_path(env: Mapping[str, str] | None = None) -> Path:
+    """The config file ``Config.load`` reads: ``$GOCACHEMGR_CONFIG``, else the XDG default."""
+    env = os.environ if env is None else env
+    explicit = env.get(CONFIG_ENV)
+    return Path(explicit) if explicit else _default_config_file(env)
+
+
 def _parse_dir(value: Any) -> Path | None:
     if value is None or value == "":
         return None
@@ -245,6 +252,15 @@ class Config:
     def index_dir(self) -> Path:
         return self.local_dir / "index"
 
+    def refuse_read_only(self, action: str) -> None:
+        """Stop a command whose whole point is writing the share on a node that only reads it."""
+        if self.read_only:
+            raise ConfigError(
+                f"cannot {action}: this node is in read-only mode "
+                f"(read_only from {self.origins.get('read_only', 'config')}); "
+                f"run it on a node that writes the share, or turn read_only off"
+            )
+
     @classmethod
     def load(
         cls,
@@ -286,7 +302,7 @@ class Config:
 
 def _read_config_file(env: Mapping[str, str]) -> tuple[dict[str, Any], str]:
     explicit = env.get(CONFIG_ENV)
-    path = Path(explicit) if explicit else _default_config_file(env)
+    path = config_file_path(env)
     if not path.exists():
         if explicit:
             raise ConfigError(

@@ -16,7 +16,7 @@ from gocachemgr.config import SETTINGS, Config
 from gocachemgr.errors import UserError, describe_os_error
 from gocachemgr.modules.goproxy import module_environment, upstream_goproxy
 from gocachemgr.reporter import WARN_MARKER_ENV, Reporter
-from gocachemgr.toolchain import find_go
+from gocachemgr.toolchain import find_go, pin_problem
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -110,6 +110,16 @@ def _publish_modules(config: Config, reporter: Reporter) -> None:
         reporter.warn_once(outcome[0])
 
 
+def _check_pin(config: Config, go: str, reporter: Reporter) -> None:
+    """This node's go against the share's pin, per ``toolchain_pin`` (warn, refuse, off)."""
+    problem = pin_problem(config, go)
+    if problem is None:
+        return
+    if config.toolchain_pin == "refuse":
+        raise UserError(f"not running go (toolchain_pin = refuse): {problem}")
+    reporter.warn_once(problem)
+
+
 def run_go(
     config: Config,
     args: Sequence[str],
@@ -123,7 +133,8 @@ def run_go(
     Ctrl-C reaches go directly (same process group), so this process ignores
     SIGINT and waits; SIGTERM/SIGHUP/SIGQUIT sent to us are forwarded. With a
     usable shared dir, new module downloads are published afterwards unless
-    ``publish`` is False or the node is read-only.
+    ``publish`` is False or the node is read-only. Over ``local_max_size``, a local
+    gc follows.
     """
     env = os.environ if env is None else env
     go = find_go(config, env)
@@ -141,9 +152,15 @@ def run_go(
                     f"{problem}; continuing with the local cache only (modules from upstream)"
                 )
                 go_env["GOPROXY"] = upstream_goproxy(config, env)
+            else:
+                _check_pin(config, go, reporter)
         code = _wait_for_go(subprocess.Popen([go, *args], env=go_env, cwd=cwd, stdout=stdout))
         if share_ok and publish and not config.read_only:
             _publish_modules(config, reporter)
+        if config.local_max_size is not None:
+            from gocachemgr.gc import auto_gc
+
+            auto_gc(config, reporter)
     return code
 
 

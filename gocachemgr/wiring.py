@@ -17,7 +17,11 @@ def open_tiered(
     """Open the index, the local tier and (if configured) the shared tier."""
     index = Index(config.index_dir)
     local = LocalStore(gocache_dir or str(config.gocache_dir), index)
-    shared = SharedStore(config.shared_dir) if config.shared_dir is not None else None
+    shared = (
+        SharedStore(config.shared_dir, read_only=config.read_only)
+        if config.shared_dir is not None
+        else None
+    )
     return TieredStore(
         local,
         shared,

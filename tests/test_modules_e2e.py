@@ -454,6 +454,21 @@ def test_mod_push_to_a_missing_share_is_one_line(tmp_path: Path, base_env: dict[
 # -- content keys with module dependencies ------------------------------------------
 
 
+def test_gocachemgr_build_miss_publishes_its_modules(
+    upstream: Upstream, node_a: Node, tmp_path: Path, base_env: dict[str, str], shared_dir: Path
+) -> None:
+    """Regression: `gocachemgr build` holds the lmdb index while go runs, and the module
+    publish after go opened it a second time in the same process (lmdb refuses that)."""
+    node = node_with(tmp_path / "a", shared_dir, base_env, upstream.goproxy, warm_from=node_a)
+    consumer = copy_consumer(upstream, tmp_path / "src")
+
+    built = node.run("build", "-o", str(tmp_path / "app"), ".", cwd=consumer)
+
+    assert warnings_in(built.stderr) == [], built.stderr
+    assert (store_dir(shared_dir, LIB) / "v1.2.0.zip").exists()
+    assert run_binary(tmp_path / "app") == upstream.expected_output
+
+
 def test_build_keys_ignore_where_modules_live_unless_the_binary_names_it(
     upstream: Upstream, published: Path, tmp_path: Path, base_env: dict[str, str]
 ) -> None:

@@ -37,15 +37,20 @@ def _serve(config: Config) -> int:
     import asyncio
 
     from gocachemgr.cacheprog.server import Server, write_all
+    from gocachemgr.prefetch import for_go_command
     from gocachemgr.toolchain import go_cache_dir
     from gocachemgr.wiring import open_tiered
 
     store = open_tiered(config, gocache_dir=go_cache_dir(os.environ, config))
+    # go starts the helper in its own working directory: that names the workspace.
+    prefetcher, recorder = for_go_command(store, config, os.getcwd(), os.environ)
     server = Server(
         store,
         write_all(1),
         shared_timeout=config.shared_timeout,
         flush_timeout=config.flush_timeout,
+        prefetcher=prefetcher,
+        recorder=recorder,
     )
 
     async def main() -> int:

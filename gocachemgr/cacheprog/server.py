@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from gocachemgr.cacheprog import protocol
 from gocachemgr.cacheprog.framing import BodyError, FrameReader, FramingError
@@ -22,7 +23,13 @@ from gocachemgr.store import ActionEntry
 from gocachemgr.store.atomic import AtomicFile
 from gocachemgr.store.tiered import TieredStore
 
+if TYPE_CHECKING:
+    from gocachemgr.prefetch import Prefetcher
+    from gocachemgr.usage import Recorder
+
 MAX_IN_FLIGHT = 64
+# Misses remembered until their put, to learn what each entry cost to produce.
+MAX_MISSES_TRACKED = 1 << 16
 
 
 class Server:
@@ -34,14 +41,19 @@ class Server:
         shared_timeout: float,
         flush_timeout: float,
         log: Callable[[str], object] = sys.stderr.write,
+        prefetcher: Prefetcher | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.store = store
         self._send = send
         self.shared_timeout = shared_timeout
         self.flush_timeout = flush_timeout
         self._log = log
+        self.prefetcher = prefetcher  # copies what this workspace used last time
+        self.recorder = recorder  # notes what this go command uses, for the next prefetch
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._missed_at: dict[str, int] = {}  # action id -> monotonic ns of go's miss
 
     def send(self, message: bytes) -> None:
         try:
@@ -75,9 +87,9 @@ class Server:
                 await self._slots.acquire()
                 body = await self._read_put_body(reader, request)
                 self._spawn(self._put(request, body))
-            elif not self._answer_locally(request):
+            elif not self._answer_locally(request, started := time.monotonic_ns()):
                 await self._slots.acquire()
-                self._spawn(self._get_shared(request))
+                self._spawn(self._get_shared(request, started))
         await self._finish()
         return status
 
@@ -92,10 +104,14 @@ class Server:
 
     async def _finish(self) -> None:
         """Let handlers answer, give uploads a bounded time, keep the counters."""
+        if self.prefetcher is not None:
+            self.prefetcher.stop()  # drops the queue; a copy under way is abandoned
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.store.flush_uploads, self.flush_timeout)
+        if self.recorder is not None:
+            await loop.run_in_executor(None, self._save_used)
         await loop.run_in_executor(None, self.store.counters.flush, self.store.local.index)
 
     async def _read_put_body(
@@ -128,7 +144,9 @@ class Server:
             self.send(protocol.error_response(request.id, f"gocachemgr: {body}"))
             return
         assert request.action_id is not None and request.output_id is not None
-        entry = ActionEntry(request.output_id, request.body_size, time.time_ns())
+        missed = self._missed_at.pop(request.action_id, None)
+        cost_ms = 0 if missed is None else max(1, (time.monotonic_ns() - missed) // 1_000_000)
+        entry = ActionEntry(request.output_id, request.body_size, time.time_ns(), cost_ms)
         loop = asyncio.get_running_loop()
         try:
             path = await loop.run_in_executor(None, self.store.put, request.action_id, entry, body)
@@ -137,8 +155,35 @@ class Server:
             self.send(protocol.error_response(request.id, f"gocachemgr: put failed: {exc}"))
             return
         self.send(protocol.put_response(request.id, path))
+        if self.recorder is not None:
+            self.recorder.note(request.action_id)
 
-    def _answer_locally(self, request: protocol.Request) -> bool:
+    def _used(self, action_id: str) -> None:
+        """A hit: note it for the next prefetch; count it if this run's prefetch brought it."""
+        if self.recorder is not None:
+            self.recorder.note(action_id)
+        if self.prefetcher is not None and action_id in self.prefetcher.fetched:
+            self.store.counters.add("prefetch_used")
+
+    def _save_used(self) -> None:
+        """Keep the used list; never fails the close (it only steers later prefetches)."""
+        assert self.recorder is not None
+        try:
+            self.recorder.save(publish=self.store.shared_writable, timeout=self.shared_timeout)
+        except Exception as exc:  # lmdb trouble: the build itself is done and fine
+            self.store.reporter.warn_once(f"cannot record what this build used ({exc!r})")
+
+    def _missed(self, request: protocol.Request, started: int) -> None:
+        """Answer a miss; remember when, so the put that follows tells what the work cost."""
+        assert request.action_id is not None
+        self.send(protocol.miss_response(request.id))
+        now = time.monotonic_ns()
+        self.store.counters.add("misses")
+        self.store.counters.observe_get("miss", now - started)
+        if len(self._missed_at) < MAX_MISSES_TRACKED:
+            self._missed_at[request.action_id] = now
+
+    def _answer_locally(self, request: protocol.Request, started: int) -> bool:
         """Answer a get in the reader when no shared fetch is needed; False otherwise.
 
         go's lookups are nearly serial, so every microsecond between request
@@ -156,14 +201,15 @@ class Server:
             hit = None
         if hit is not None:
             self.send(protocol.hit_response(request.id, hit.entry, hit.disk_path))
+            self.store.counters.observe_get("local", time.monotonic_ns() - started)
+            self._used(request.action_id)
             return True
         if self.store.shared_readable:
             return False
-        self.store.counters.add("misses")
-        self.send(protocol.miss_response(request.id))
+        self._missed(request, started)
         return True
 
-    async def _get_shared(self, request: protocol.Request) -> None:
+    async def _get_shared(self, request: protocol.Request, started: int) -> None:
         """A local miss: ask the shared tier off the reader, so local hits go on meanwhile."""
         assert request.action_id is not None
         try:
@@ -172,15 +218,27 @@ class Server:
             self.store.reporter.warn_once(f"cache lookup failed, treated as a miss ({exc!r})")
             hit = None
         if hit is None:
-            self.store.counters.add("misses")
-            self.send(protocol.miss_response(request.id))
+            self._missed(request, started)
         else:
             self.send(protocol.hit_response(request.id, hit.entry, hit.disk_path))
+            self.store.counters.observe_get("shared", time.monotonic_ns() - started)
+            self._used(request.action_id)
 
     async def _fetch_shared(self, action_id: str):  # type: ignore[no-untyped-def]
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.store.read_pool, self.store.fetch_shared, action_id)
+        prefetch = self.prefetcher
+        copying = prefetch.claim(action_id) if prefetch is not None else None
         try:
+            if copying is not None:
+                # Prefetch is reading this very entry: wait for it instead of reading twice.
+                await asyncio.wait_for(asyncio.wrap_future(copying), self.shared_timeout)
+            if prefetch is not None and (
+                action_id in prefetch.fetched or action_id in prefetch.missing
+            ):
+                # The prefetch has just read the share for it (and quarantined any
+                # damage): its answer stands, a second read would find a stale record.
+                return self.store.get_local(action_id)
+            future = loop.run_in_executor(self.store.read_pool, self.store.fetch_shared, action_id)
             return await asyncio.wait_for(future, self.shared_timeout)
         except TimeoutError:
             self.store.disable(

@@ -44,19 +44,24 @@ class Ledger:
             raw = txn.get(rel_dir.encode())
         return raw is not None and int(raw) == mtime_ns
 
-    def mark_dir(self, rel_dir: str, mtime_ns: int) -> None:
-        """Remember a fully published directory, unless its mtime is too recent to trust."""
-        if time.time_ns() - mtime_ns < RACY_NS:
+    def record(
+        self, versions: list[tuple[str, str]], directory: tuple[str, int] | None = None
+    ) -> None:
+        """Remember published versions as (``path@version``, signature) and, when the whole
+        directory is done, its mtime (unless too recent to trust): one transaction, as
+        every lmdb commit is a disk sync."""
+        if directory is not None and time.time_ns() - directory[1] < RACY_NS:
+            directory = None
+        if not versions and directory is None:
             return
-        with self._env.begin(write=True, db=self._dirs) as txn:
-            txn.put(rel_dir.encode(), str(mtime_ns).encode())
+        with self._env.begin(write=True) as txn:
+            for key, signature in versions:
+                txn.put(key.encode(), signature.encode(), db=self._versions)
+            if directory is not None:
+                txn.put(directory[0].encode(), str(directory[1]).encode(), db=self._dirs)
 
     def published(self, version_key: str) -> str | None:
         """The local-files signature last published for ``path@version``, if any."""
         with self._env.begin(db=self._versions) as txn:
             raw = txn.get(version_key.encode())
         return raw.decode() if raw is not None else None
-
-    def record(self, version_key: str, signature: str) -> None:
-        with self._env.begin(write=True, db=self._versions) as txn:
-            txn.put(version_key.encode(), signature.encode())

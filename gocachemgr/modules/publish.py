@@ -8,6 +8,7 @@ no access to the share beyond reading its epoch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 
 from gocachemgr.config import Config
@@ -15,12 +16,14 @@ from gocachemgr.errors import UserError, describe_os_error
 from gocachemgr.index import Index
 from gocachemgr.modules.ledger import Ledger
 from gocachemgr.modules.localcache import LocalVersion, version_dirs, versions_in
-from gocachemgr.modules.store import ModuleStore
+from gocachemgr.modules.store import ModuleOutcome, ModuleStore
 from gocachemgr.reporter import Reporter
 from gocachemgr.stats import Counters
 from gocachemgr.store.lease import LeaseTimeout
 from gocachemgr.store.shared import SharedStore, SharedUnavailable
 from gocachemgr.store.tiered import UNWRITABLE
+
+PUBLISH_WORKERS = 8
 
 
 @dataclass
@@ -50,6 +53,7 @@ def publish_modules(
     """
     if config.shared_dir is None:
         raise UserError("no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir")
+    config.refuse_read_only("publish modules")
     reporter = reporter or Reporter(write=None)
     counters = Counters()
 
@@ -89,50 +93,75 @@ def _publish_all(
     counters: Counters,
     progress: Callable[[int, int], None] | None,
 ) -> None:
+    """Publish every module with something new, several at once: on NFS each file costs
+    a few round trips (open, fsync, link), and they overlap well across modules."""
     dirs = list(version_dirs(config.gomodcache_dir / "cache" / "download"))
-    for done, (escaped_path, directory, mtime_ns) in enumerate(dirs, 1):
+    work: list[tuple[str, int, list[LocalVersion]]] = []
+    for escaped_path, directory, mtime_ns in dirs:
         report.modules_scanned += 1
-        if report.rechecked or not ledger.dir_unchanged(escaped_path, mtime_ns):
-            versions = [
-                v
-                for v in versions_in(escaped_path, directory)
-                if report.rechecked or ledger.published(v.key) != v.signature
-            ]
-            if _publish_module(store, ledger, escaped_path, versions, report, counters):
-                ledger.mark_dir(escaped_path, mtime_ns)
-        if progress:
-            progress(done, len(dirs))
+        if not report.rechecked and ledger.dir_unchanged(escaped_path, mtime_ns):
+            continue
+        versions = [
+            v
+            for v in versions_in(escaped_path, directory)
+            if report.rechecked or ledger.published(v.key) != v.signature
+        ]
+        if versions:
+            work.append((escaped_path, mtime_ns, versions))
+        else:
+            ledger.record([], (escaped_path, mtime_ns))
+    if progress:
+        progress(len(dirs) - len(work), len(dirs))
+    with ThreadPoolExecutor(PUBLISH_WORKERS, thread_name_prefix="publish") as pool:
+        futures = {
+            pool.submit(_publish_module, store, path, versions, report.rechecked): (
+                path,
+                mtime_ns,
+                versions,
+            )
+            for path, mtime_ns, versions in work
+        }
+        for done, future in enumerate(as_completed(futures), len(dirs) - len(work) + 1):
+            path, mtime_ns, versions = futures[future]
+            _record(future.result(), ledger, (path, mtime_ns), versions, report, counters)
+            if progress:
+                progress(done, len(dirs))
 
 
 def _publish_module(
-    store: ModuleStore,
-    ledger: Ledger,
-    escaped_path: str,
-    versions: list[LocalVersion],
-    report: PublishReport,
-    counters: Counters,
-) -> bool:
-    """Publish one module's versions; True when all of them are now in the store."""
-    if not versions:
-        return True
+    store: ModuleStore, escaped_path: str, versions: list[LocalVersion], recheck: bool
+) -> ModuleOutcome:
+    """Publish one module's versions (on a worker thread); trouble becomes failures."""
     try:
-        outcome = store.publish_module(escaped_path, versions, check_list=report.rechecked)
+        return store.publish_module(escaped_path, versions, check_list=recheck)
     except LeaseTimeout as exc:
-        failures = [(v.display, str(exc)) for v in versions]
+        reason = str(exc)
     except OSError as exc:
         if exc.errno in UNWRITABLE:
             raise
-        failures = [(v.display, describe_os_error(exc)) for v in versions]
-    else:
-        by_key = {v.key: v for v in versions}
-        for key in outcome.published:
-            ledger.record(key, by_key[key].signature)
-        failures = [(by_key[key].display, reason) for key, reason in outcome.failed]
-        report.versions_published += outcome.versions_written
-        report.files_written += outcome.files_written
-        report.bytes_written += outcome.bytes_written
-        counters.add("modules_published", outcome.versions_written)
-        counters.add("module_bytes_published", outcome.bytes_written)
-    report.failed += [f"{name}: {reason}" for name, reason in failures]
-    counters.add("modules_publish_failed", len(failures))
-    return not failures
+        reason = describe_os_error(exc)
+    return ModuleOutcome(failed=[(v.key, reason) for v in versions])
+
+
+def _record(
+    outcome: ModuleOutcome,
+    ledger: Ledger,
+    directory: tuple[str, int],
+    versions: list[LocalVersion],
+    report: PublishReport,
+    counters: Counters,
+) -> None:
+    """Account for one module's outcome; the directory counts as done only when all its
+    versions are in the store."""
+    by_key = {v.key: v for v in versions}
+    ledger.record(
+        [(key, by_key[key].signature) for key in outcome.published],
+        None if outcome.failed else directory,
+    )
+    report.versions_published += outcome.versions_written
+    report.files_written += outcome.files_written
+    report.bytes_written += outcome.bytes_written
+    report.failed += [f"{by_key[key].display}: {reason}" for key, reason in outcome.failed]
+    counters.add("modules_published", outcome.versions_written)
+    counters.add("module_bytes_published", outcome.bytes_written)
+    counters.add("modules_publish_failed", len(outcome.failed))

@@ -126,11 +126,14 @@ class ModuleStore:
         """
         outcome = ModuleOutcome()
         directory = self.version_dir(escaped_path, create=True)
+        # One listing instead of a failed open per file; a stale listing (NFS) only
+        # means a publish that then finds the file there (link: EEXIST).
+        present = frozenset(os.listdir(directory))
         to_list: list[str] = []
         for version in versions:
             files_before = outcome.files_written
             try:
-                new_mod = self._publish_version(version, directory, outcome)
+                new_mod = self._publish_version(version, directory, present, outcome)
             except LocalZipDamaged as exc:
                 outcome.failed.append((version.key, str(exc)))
                 continue
@@ -138,19 +141,24 @@ class ModuleStore:
             outcome.versions_written += outcome.files_written > files_before
             if new_mod or (check_list and "mod" in version.files):
                 to_list.append(unescape_version(version.escaped_version))
-        if to_list and not set(to_list) <= set(self.read_list(escaped_path)):
+        listed = self.read_list(escaped_path) if "list" in present else []
+        if to_list and not set(to_list) <= set(listed):
             self.merge_list(escaped_path, to_list)
         return outcome
 
     def _publish_version(
-        self, version: LocalVersion, directory: Path, outcome: ModuleOutcome
+        self,
+        version: LocalVersion,
+        directory: Path,
+        present: frozenset[str],
+        outcome: ModuleOutcome,
     ) -> bool:
         """Publish one version's files in PUBLISH_ORDER; True if its ``.mod`` is new."""
         new_mod = False
         staged: AtomicFile | None = None
         try:
             if "zip" in version.files:
-                staged = self._stage_zip(version, directory)
+                staged = self._stage_zip(version, directory, present)
             for suffix in version.files:
                 target = directory / f"{version.escaped_version}.{suffix}"
                 if suffix == "zip":
@@ -158,14 +166,18 @@ class ModuleStore:
                         outcome.files_written += 1
                         outcome.bytes_written += staged.size
                     continue
-                if self._publish_small(version.path(suffix), target, suffix, outcome):
+                if self._publish_small(
+                    version.path(suffix), target, suffix, target.name in present, outcome
+                ):
                     new_mod = new_mod or suffix == "mod"
         finally:
             if staged is not None:
                 staged.abort()
         return new_mod
 
-    def _stage_zip(self, version: LocalVersion, directory: Path) -> AtomicFile | None:
+    def _stage_zip(
+        self, version: LocalVersion, directory: Path, present: frozenset[str]
+    ) -> AtomicFile | None:
         """Copy the zip into ``tmp/`` on the share and check the *copy* against its ziphash.
 
         None when the store already holds a zip of the right size (a flipped
@@ -177,9 +189,10 @@ class ModuleStore:
         expected = version.path("ziphash").read_text(errors="replace").strip()
         local_size = local_zip.stat().st_size
         try:
-            if os.lstat(target).st_size == local_size:
-                return None
-            self.shared.quarantine(target, "zip size differs from a verified copy")
+            if target.name in present:
+                if os.lstat(target).st_size == local_size:
+                    return None
+                self.shared.quarantine(target, "zip size differs from a verified copy")
         except FileNotFoundError:
             pass
         staged = AtomicFile(self.shared.tmp_dir, fsync=True)
@@ -201,7 +214,7 @@ class ModuleStore:
         return staged
 
     def _publish_small(
-        self, source: Path, target: Path, suffix: str, outcome: ModuleOutcome
+        self, source: Path, target: Path, suffix: str, listed: bool, outcome: ModuleOutcome
     ) -> bool:
         """Publish a ``.mod``/``.info``/``.ziphash`` unless the store has it; True if written.
 
@@ -210,7 +223,7 @@ class ModuleStore:
         between nodes (origin details) and the first one stays.
         """
         data = source.read_bytes()
-        existing = _read(target, len(data))
+        existing = _read(target, len(data)) if listed else None
         if existing is not None:
             if existing == data or suffix == "info":
                 return False

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _PACKED = struct.Struct(">32sQq")
@@ -30,6 +30,9 @@ class ActionEntry:
     output_id: str  # 64 lower-case hex digits: sha256 of the body
     size: int
     time_ns: int  # original put time, Unix nanoseconds (go uses it for -testcache)
+    # What producing it cost (go's miss to its put, ms; 0 = unknown): summed on
+    # hits as "time saved". Not part of the identity, and kept outside ``pack``.
+    cost_ms: int = field(default=0, compare=False)
 
     def pack(self) -> bytes:
         return _PACKED.pack(bytes.fromhex(self.output_id), self.size, self.time_ns)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import TypeVar
 
 from gocachemgr.store import ActionEntry, is_hex_id
 from gocachemgr.store.atomic import TEMP_PREFIX, AtomicFile, VerifyError, sha256_file
@@ -32,11 +33,13 @@ RECORD_VERSION = 1
 MAX_RECORD_BYTES = 4096
 MAX_MANIFEST_BYTES = 1 << 20
 _HEX32 = re.compile(r"[0-9a-f]{32}")
-ARTIFACT_KINDS = frozenset({"", "graphs", "toolchains"})
+ARTIFACT_KINDS = frozenset({"", "graphs", "toolchains", "used"})  # used: see usage.py
 INT64_MAX = 2**63 - 1
+MAX_COST_MS = 2**32 - 1  # what the index's costs table holds
 # Errors a reader may see while another node renames over a file, or after a
 # server hiccup: worth exactly one retry before the read counts as a miss.
 TRANSIENT = frozenset({errno.ENOENT, errno.ESTALE, errno.EIO})
+T = TypeVar("T")
 
 
 class SharedUnavailable(Exception):
@@ -70,15 +73,39 @@ def open_nofollow(path: Path) -> int:
         os.close(dir_fd)
 
 
+def call_bounded(fn: Callable[[], T], timeout: float) -> T:
+    """``fn()`` on a daemon thread: its result or exception, or TimeoutError after ``timeout``.
+
+    For one-off calls into the share: on a dead hard NFS mount they block
+    forever, and a daemon thread (unlike a pool worker) does not hold the
+    process at exit.
+    """
+    done: Future[T] = Future()
+
+    def work() -> None:
+        try:
+            done.set_result(fn())
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    threading.Thread(target=work, daemon=True, name="shared-call").start()
+    return done.result(timeout)
+
+
 class SharedStore:
     def __init__(
         self,
         root: Path,
         *,
         on_corrupt: Callable[[str], None] = lambda reason: None,
+        read_only: bool = False,
     ) -> None:
         self.root = root
         self.on_corrupt = on_corrupt
+        # Read-only mode ("CI writes, developers read"): the share is never laid out,
+        # written or tidied by this process; every put raises EROFS as a backstop
+        # for callers that do not check ``read_only`` first.
+        self.read_only = read_only
         self.writer = f"{socket.gethostname()}:{os.getpid()}"
         self.tmp_dir = root / "tmp"
 
@@ -118,6 +145,11 @@ class SharedStore:
                 raise SharedUnavailable(
                     f"{path} is a symlink; the shared layout must be plain dirs"
                 )
+        if found is None and self.read_only:
+            raise SharedUnavailable(
+                f"shared dir {self.root} is not initialised yet and this node is read-only; "
+                f"a node that writes lays it out on its first go command"
+            )
         if found is None:
             self._initialise()
 
@@ -186,6 +218,13 @@ class SharedStore:
             self.quarantine(path, "malformed action record")
         return entry
 
+    def peek_action(self, action_id: str) -> ActionEntry | None:
+        """The record as it is, None when malformed; raises FileNotFoundError when absent.
+
+        For gc and dry runs: looks without quarantining anything.
+        """
+        return _parse_record(_read_small(self.action_path(action_id)))
+
     def read_object_into(self, action_id: str, entry: ActionEntry, dest: AtomicFile) -> bool:
         """Stream an action's object into ``dest`` and verify it (see ``read_blob_into``)."""
         return self.read_blob_into(self.action_path(action_id), entry.output_id, entry.size, dest)
@@ -229,11 +268,17 @@ class SharedStore:
 
     # -- writing -----------------------------------------------------------
 
+    def _check_writable(self, target: Path) -> None:
+        if self.read_only:
+            raise OSError(errno.EROFS, "not written in read-only mode", str(target))
+
     def put_object(self, output_id: str, size: int, src: str) -> bool:
         """Upload a local body; False if the share already had it. Verifies before publishing."""
         target = self.object_path(output_id)
+        self._check_writable(target)
         group_dir(target.parent)  # first: refuses a symlink planted as the shard dir
         if target.exists():
+            _touch(target)  # in use again: a concurrent gc must see it as fresh
             return False
         with AtomicFile(self.tmp_dir, fsync=True) as f, open(src, "rb") as source:
             f.copy_from(source)
@@ -243,6 +288,7 @@ class SharedStore:
     def put_action(self, action_id: str, entry: ActionEntry) -> None:
         """Publish the record (last writer wins); the object must already be there."""
         target = self.action_path(action_id)
+        self._check_writable(target)
         group_dir(target.parent)
         record = {
             "v": RECORD_VERSION,
@@ -251,9 +297,16 @@ class SharedStore:
             "time_ns": entry.time_ns,
             "writer": self.writer,
         }
+        if entry.cost_ms > 0:
+            record["cost_ms"] = entry.cost_ms  # optional: older records lack it
         with AtomicFile(self.tmp_dir, fsync=True) as f:
             f.write(json.dumps(record, separators=(",", ":")).encode())
             f.commit(target)
+
+    def touch_action(self, action_id: str) -> None:
+        """Mark a record as used now (its mtime is gc's "last used"); best effort."""
+        if not self.read_only:
+            _touch(self.action_path(action_id))
 
     def artifact_path(self, key: str, kind: str = "") -> Path:
         """``artifacts/kk/<key>`` for output manifests; ``artifacts/<kind>/kk/<key>`` for the
@@ -273,6 +326,7 @@ class SharedStore:
     def put_manifest(self, key: str, data: bytes, kind: str = "") -> None:
         """Publish a manifest or record (last writer wins); objects it names come first."""
         target = self.artifact_path(key, kind)
+        self._check_writable(target)
         if kind:
             group_dir(target.parent.parent)
         group_dir(target.parent)
@@ -281,7 +335,10 @@ class SharedStore:
             f.commit(target)
 
     def quarantine(self, path: Path, reason: str) -> None:
-        """Move a damaged file aside (best effort) and report it once."""
+        """Move a damaged file aside (best effort; left in place in read-only mode), report it."""
+        if self.read_only:  # still a miss here; a node that writes moves it aside
+            self.on_corrupt(f"{path}: {reason}; left in place by this read-only node")
+            return
         self.on_corrupt(f"{path}: {reason}")
         dest = self.root / "quarantine" / f"{path.parent.parent.name}-{path.name}-{time.time_ns()}"
         try:
@@ -305,6 +362,13 @@ class SharedStore:
                 problems.append(f"record {path} points to missing object {entry.output_id}")
         problems += [f"temp file left {p}" for p in (self.root / "tmp").iterdir()]
         return problems
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path, follow_symlinks=False)
+    except OSError:
+        pass  # read-only share, or gone meanwhile: only gc's view of "in use" suffers
 
 
 def _read_small(path: Path) -> bytes:
@@ -336,4 +400,7 @@ def _parse_record(raw: bytes) -> ActionEntry | None:
     # The ranges the index can pack (ActionEntry.pack: ">32sQq") and go's int64 fields hold.
     if not (0 <= entry.size <= INT64_MAX and -INT64_MAX - 1 <= entry.time_ns <= INT64_MAX):
         return None
+    cost = data.get("cost_ms", 0)  # optional; informational, so a bad one is just unknown
+    if type(cost) is int and 0 < cost <= MAX_COST_MS:
+        return ActionEntry(entry.output_id, entry.size, entry.time_ns, cost)
     return entry

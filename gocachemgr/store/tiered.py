@@ -12,6 +12,8 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from gocachemgr.reporter import Reporter
@@ -23,6 +25,9 @@ from gocachemgr.store.shared import SharedStore
 
 # Write errors that mean "this share takes no uploads now": stop trying for the run.
 UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
+# A shared hit on an entry put longer ago than this refreshes its record's mtime (gc's
+# "last used"); each node fetches an entry from the share about once, so this stays rare.
+SHARED_TOUCH_AFTER_NS = 3600 * 10**9
 
 
 class TieredStore:
@@ -39,9 +44,12 @@ class TieredStore:
         self.local = local
         self.shared = shared
         self.counters = counters
+        local.on_new_object = lambda size: counters.add("local_bytes", size)
         self.reporter = reporter
         self.shared_readable = shared is not None
-        self.shared_writable = shared is not None
+        # Read-only mode: shared hits are served, nothing is uploaded or queued.
+        self.queues_uploads = shared is not None and not shared.read_only
+        self.shared_writable = self.queues_uploads
         self.read_pool = ThreadPoolExecutor(read_workers, thread_name_prefix="shared-read")
         self._upload_pool = ThreadPoolExecutor(upload_workers, thread_name_prefix="upload")
         # A backlog from earlier runs trickles up on its own thread, so it never
@@ -94,10 +102,17 @@ class TieredStore:
         if hit is not None:
             self.counters.add("hits_local")
             self.counters.add("hit_bytes_local", hit.entry.size)
+            self.counters.add("saved_ms_local", hit.entry.cost_ms)
         return hit
 
-    def fetch_shared(self, action_id: str) -> LocalHit | None:
-        """Copy a verified shared entry into the local tier (blocking: run it in ``read_pool``)."""
+    def fetch_shared(
+        self, action_id: str, *, admit: Callable[[ActionEntry], bool] | None = None
+    ) -> LocalHit | None:
+        """Copy a verified shared entry into the local tier (blocking: run it in ``read_pool``).
+
+        ``admit`` marks a prefetch (``prefetch.py``, no go request waiting): a body
+        is copied only if ``admit(entry)`` allows it, and it counts as prefetched.
+        """
         if self.shared is None or not self.wait_shared() or not self.shared_readable:
             return None
         try:
@@ -105,6 +120,8 @@ class TieredStore:
             if entry is None:
                 return None
             if not self.local.has_object(entry.output_id, entry.size):
+                if admit is not None and not admit(entry):
+                    return None
                 with self.local.new_object_file(entry.output_id) as f:
                     if not self.shared.read_object_into(action_id, entry, f):
                         return None
@@ -113,8 +130,16 @@ class TieredStore:
         except OSError as exc:
             self._shared_error("read", exc, "treated as a miss")
             return None
-        self.counters.add("hits_shared")
-        self.counters.add("hit_bytes_shared", entry.size)
+        if admit is not None:
+            self.counters.add("prefetched")
+            self.counters.add("prefetch_bytes", entry.size)
+        else:
+            self.counters.add("hits_shared")
+            self.counters.add("hit_bytes_shared", entry.size)
+            self.counters.add("saved_ms_shared", entry.cost_ms)
+        if self.shared_writable and time.time_ns() - entry.time_ns > SHARED_TOUCH_AFTER_NS:
+            # Still in use: tell the shared gc, off the request path (best effort).
+            self._upload_pool.submit(self.shared.touch_action, action_id)
         return LocalHit(entry, self.local.object_path(entry.output_id))
 
     # -- put ---------------------------------------------------------------------
@@ -122,11 +147,10 @@ class TieredStore:
     def put(self, action_id: str, entry: ActionEntry, body: AtomicFile) -> str:
         """Make the body and record local (raises VerifyError/OSError), queue the upload."""
         path = self.local.commit_object(body, entry)
-        queue = self.shared is not None
-        self.local.record(action_id, entry, pending=queue)
+        self.local.record(action_id, entry, pending=self.queues_uploads)
         self.counters.add("puts")
         self.counters.add("put_bytes", entry.size)
-        if queue:
+        if self.queues_uploads:
             self.schedule_upload(action_id, entry)
         return path
 
@@ -166,7 +190,8 @@ class TieredStore:
             self.counters.add("uploads_failed")
             return
         try:
-            self.shared.put_object(entry.output_id, entry.size, src)
+            if self.shared.put_object(entry.output_id, entry.size, src):
+                self.counters.add("upload_bytes", entry.size)
             self.shared.put_action(action_id, entry)
         except VerifyError:
             # The local body is damaged: forget it rather than publish it.
