@@ -13,10 +13,12 @@ public proxy is reachable here, and no NFS: the share is a local directory).
    (b) plain ``go mod download`` from the upstream proxy;
    (c) ``gocachemgr go mod download`` from upstream without a shared dir (the
        wrapper's own cost). No target: both numbers are reported.
-2. Node A's ``gocachemgr go build`` of the consumer with a warm local build cache
-   and an empty module cache (so all N modules are downloaded): (a) with a fresh
-   shared dir, which publishes N modules afterwards, vs (b) without a shared dir.
-   Target: (a)/(b) <= 1.10.
+2. Node A's ``gocachemgr go build`` of the consumer with an empty module cache
+   (so all N modules are downloaded): (a) with a fresh shared dir, which
+   publishes N modules afterwards, vs (b) without a shared dir. Twice: with the
+   modules' packages already in the local build cache (only download and
+   publish differ), and with only the standard library there (the build
+   compiles the new modules, as a real one does). Target: (a)/(b) <= 1.10.
 3. The publish scan when nothing is new (``publish_modules`` in-process, after
    everything was published). Target: median <= 20 ms.
 
@@ -114,14 +116,32 @@ class Bench:
 
     # -- 2: publish overhead ---------------------------------------------------------
 
-    def publish_overhead(self, runs: int) -> dict[str, list[float]]:
+    def publish_overhead(self, runs: int, *, modules_compiled: bool) -> dict[str, list[float]]:
+        """Build with a fresh module cache, with and without a shared dir to publish to.
+
+        ``modules_compiled``: the local build cache already holds the modules'
+        packages (only downloads and publishing differ: the worst case for the
+        ratio); else it holds only the standard library the program needs, so
+        the build compiles the 50 new modules, as a real build that needs new
+        modules does.
+        """
         local = self.work / "pub-node"
+        snapshot = self.work / "pub-snapshot"
         cmd = [sys.executable, "-P", "-m", "gocachemgr", "go", "build", "-o",
                str(self.work / "app"), "."]
         modcache = {"GOMODCACHE": str(local / "gomodcache")}
         without = {**self.gocachemgr(local, None, self.upstream.goproxy), **modcache}
-        self.run(cmd, without)  # warms the local build cache for both variants
+        remove_tree(local)
+        remove_tree(snapshot)
+        warm = cmd if modules_compiled else [*cmd[:5], "build", "fmt"]
+        self.run(warm, without)
+        remove_tree(local / "gomodcache")
+        shutil.copytree(local, snapshot)
         shares: list[Path] = []
+
+        def fresh_node() -> None:
+            remove_tree(local)
+            shutil.copytree(snapshot, local)
 
         def with_share() -> float:
             share = Path(tempfile.mkdtemp(dir=self.work, prefix="pub-share-"))
@@ -132,7 +152,7 @@ class Bench:
             "build + publish (shared dir)": with_share,
             "build, no shared dir": lambda: self.run(cmd, without),
         }
-        times = self.side_by_side(variants, runs, before=lambda: remove_tree(local / "gomodcache"))
+        times = self.side_by_side(variants, runs, before=fresh_node)
         published = sum(1 for s in shares for _ in (s / "modules").rglob("*.zip"))
         log(f"published {published} zips over {len(shares)} runs")
         return times
@@ -193,8 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = Bench(Path(tmp), args.modules)
         log("1/3 download")
         download = bench.download(runs)
-        log("2/3 publish overhead")
-        publish = bench.publish_overhead(runs)
+        log("2/3 publish overhead: modules already compiled, then compiled by the build")
+        publish = bench.publish_overhead(runs, modules_compiled=True)
+        compiling = bench.publish_overhead(runs, modules_compiled=False)
         log("3/3 scan with nothing new")
         scan = bench.scan(SCAN_RUNS)
     base_dl = download["upstream, plain go"]
@@ -202,12 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         row(f"go mod download, {args.modules} modules: {name}", times, base_dl)
         for name, times in download.items()
     ]
-    pub = row("gocachemgr go build: download + publish to a shared dir",
-              publish["build + publish (shared dir)"], publish["build, no shared dir"])
-    pub["target"] = f"<= {PUBLISH_OVERHEAD_TARGET}x"
-    pub["met"] = pub["vs_baseline"] is not None and pub["vs_baseline"] <= PUBLISH_OVERHEAD_TARGET
-    rows += [pub, row("gocachemgr go build: download, no shared dir",
-                      publish["build, no shared dir"])]
+    for label, times in (("modules already compiled", publish),
+                         ("build compiles the modules", compiling)):
+        pub = row(f"gocachemgr go build, {label}: download + publish to a shared dir",
+                  times["build + publish (shared dir)"], times["build, no shared dir"])
+        pub["target"] = f"<= {PUBLISH_OVERHEAD_TARGET}x"
+        pub["met"] = (pub["vs_baseline"] is not None
+                      and pub["vs_baseline"] <= PUBLISH_OVERHEAD_TARGET)
+        rows += [pub, row(f"gocachemgr go build, {label}: download, no shared dir",
+                          times["build, no shared dir"])]
     scan_row = row("publish scan, nothing new (in-process)", scan)
     scan_row["target"] = f"<= {SCAN_TARGET_S * 1e3:.0f} ms"
     scan_row["met"] = scan_row["median_s"] <= SCAN_TARGET_S  # type: ignore[operator]

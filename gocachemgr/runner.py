@@ -78,36 +78,65 @@ def _probe_share(config: Config) -> str | None:
     return problems[0] if problems else None
 
 
-def _publish_modules(config: Config, reporter: Reporter) -> None:
-    """Publish this run's new module downloads; trouble is one warning, never a failure."""
-    from gocachemgr.modules.publish import publish_modules
+class _ModulePublisher:
+    """Publishes new module downloads while go runs, and once more after it exits.
 
-    outcome: list[str] = []
+    go downloads modules early and compiles afterwards, so most of the
+    publishing overlaps the build instead of adding to it. A daemon thread: a
+    share that hangs mid-publish must not hold the build up (``finish`` waits
+    at most ``flush_timeout``). Trouble is one warning, never a failure.
+    """
 
-    def work() -> None:
+    FIRST_PASS_S = 0.1  # short go commands (go env, go version) never pay for a pass
+    INTERVAL_S = 0.2
+
+    def __init__(self, config: Config, reporter: Reporter) -> None:
+        self._config = config
+        self._reporter = reporter
+        self._go_done = threading.Event()
+        self._problem: str | None = None  # the share cannot take modules
+        self._failures: str | None = None  # versions the last pass could not publish
+        self._thread = threading.Thread(target=self._run, daemon=True, name="publish-modules")
+        self._thread.start()
+
+    def _run(self) -> None:
+        if not self._go_done.wait(self.FIRST_PASS_S):
+            while self._publish() and not self._go_done.wait(self.INTERVAL_S):
+                pass
+        if self._problem is None:
+            self._publish()
+
+    def _publish(self) -> bool:
+        """One pass; False when the share cannot take modules (no point in polling on)."""
+        from gocachemgr.modules.publish import publish_modules
+
         try:
-            report = publish_modules(config, reporter=reporter)
+            report = publish_modules(self._config, reporter=self._reporter)
         except UserError as exc:
-            outcome.append(str(exc))
-            return
+            self._problem = str(exc)
+            return False
+        self._problem = None
         if report.failed:
-            outcome.append(
+            self._failures = (
                 f"{len(report.failed)} module version(s) not published "
                 f"(first: {report.failed[0]}); `gocachemgr mod push` retries"
             )
-        outcome.append("")
+        else:
+            self._failures = None
+        return True
 
-    # A daemon thread: a share that hangs mid-publish must not hold the build up.
-    worker = threading.Thread(target=work, daemon=True, name="publish-modules")
-    worker.start()
-    worker.join(config.flush_timeout)
-    if worker.is_alive():
-        reporter.warn_once(
-            f"publishing modules to {config.shared_dir} took over {config.flush_timeout:g} s; "
-            f"the rest goes up with a later go command or `gocachemgr mod push`"
-        )
-    elif outcome and outcome[0]:
-        reporter.warn_once(outcome[0])
+    def finish(self) -> None:
+        """After go exits: the last pass, bounded by flush_timeout."""
+        self._go_done.set()
+        self._thread.join(self._config.flush_timeout)
+        if self._thread.is_alive():
+            self._reporter.warn_once(
+                f"publishing modules to {self._config.shared_dir} took over "
+                f"{self._config.flush_timeout:g} s; the rest goes up with a later go command "
+                f"or `gocachemgr mod push`"
+            )
+        elif self._problem or self._failures:
+            self._reporter.warn_once(self._problem or self._failures or "")
 
 
 def _check_pin(config: Config, go: str, reporter: Reporter) -> None:
@@ -154,9 +183,13 @@ def run_go(
                 go_env["GOPROXY"] = upstream_goproxy(config, env)
             else:
                 _check_pin(config, go, reporter)
-        code = _wait_for_go(subprocess.Popen([go, *args], env=go_env, cwd=cwd, stdout=stdout))
+        proc = subprocess.Popen([go, *args], env=go_env, cwd=cwd, stdout=stdout)
+        publisher = None
         if share_ok and publish and not config.read_only:
-            _publish_modules(config, reporter)
+            publisher = _ModulePublisher(config, reporter)
+        code = _wait_for_go(proc)
+        if publisher is not None:
+            publisher.finish()
         if config.local_max_size is not None:
             from gocachemgr.gc import auto_gc
 

@@ -484,3 +484,29 @@ def test_build_keys_ignore_where_modules_live_unless_the_binary_names_it(
 
     assert key(nodes[0], "-trimpath") == key(nodes[1], "-trimpath")
     assert key(nodes[0]) != key(nodes[1])
+
+
+def test_a_list_merge_that_failed_is_retried_by_the_next_publish(
+    node_a: Node, tmp_path: Path
+) -> None:
+    """Regression: a version whose .mod went up while its list merge timed out on a
+    lease was never listed, as the next publish found its .mod already there."""
+    from gocachemgr.modules.localcache import versions_in
+    from gocachemgr.modules.store import ModuleStore
+    from gocachemgr.store.lease import Lease, LeaseTimeout, lease_name_for
+    from gocachemgr.store.shared import SharedStore
+
+    share = tmp_path / "share"
+    share.mkdir()
+    shared = SharedStore(share)
+    shared.open()
+    store = ModuleStore(shared, lease_timeout=0.2)
+    versions = versions_in(LIB, node_a.local_dir / "gomodcache/cache/download" / LIB / "@v")
+
+    with Lease(share / "locks", lease_name_for(f"modules/{LIB}")), pytest.raises(LeaseTimeout):
+        store.publish_module(LIB, versions)
+    assert (store_dir(share, LIB) / "v1.2.0.mod").exists()
+    assert not (store_dir(share, LIB) / "list").exists()
+
+    store.publish_module(LIB, versions)
+    assert "v1.2.0" in (store_dir(share, LIB) / "list").read_text().split()

@@ -114,7 +114,7 @@ def _publish_all(
         progress(len(dirs) - len(work), len(dirs))
     with ThreadPoolExecutor(PUBLISH_WORKERS, thread_name_prefix="publish") as pool:
         futures = {
-            pool.submit(_publish_module, store, path, versions, report.rechecked): (
+            pool.submit(_publish_module, store, path, versions): (
                 path,
                 mtime_ns,
                 versions,
@@ -129,11 +129,11 @@ def _publish_all(
 
 
 def _publish_module(
-    store: ModuleStore, escaped_path: str, versions: list[LocalVersion], recheck: bool
+    store: ModuleStore, escaped_path: str, versions: list[LocalVersion]
 ) -> ModuleOutcome:
     """Publish one module's versions (on a worker thread); trouble becomes failures."""
     try:
-        return store.publish_module(escaped_path, versions, check_list=recheck)
+        return store.publish_module(escaped_path, versions)
     except LeaseTimeout as exc:
         reason = str(exc)
     except OSError as exc:

@@ -115,13 +115,11 @@ class ModuleStore:
 
     # -- publishing ------------------------------------------------------------
 
-    def publish_module(
-        self, escaped_path: str, versions: Iterable[LocalVersion], *, check_list: bool = False
-    ) -> ModuleOutcome:
+    def publish_module(self, escaped_path: str, versions: Iterable[LocalVersion]) -> ModuleOutcome:
         """Publish complete local versions of one module, then merge them into ``list``.
 
-        ``check_list`` also re-adds versions the list lacks although their
-        ``.mod`` was published before (used after the store lost files).
+        Every version with a ``.mod`` must end up listed, also one whose ``.mod``
+        went up in an earlier run whose list merge failed (a lease held too long).
         OSError and LeaseTimeout propagate: the share itself is in trouble.
         """
         outcome = ModuleOutcome()
@@ -133,13 +131,13 @@ class ModuleStore:
         for version in versions:
             files_before = outcome.files_written
             try:
-                new_mod = self._publish_version(version, directory, present, outcome)
+                self._publish_version(version, directory, present, outcome)
             except LocalZipDamaged as exc:
                 outcome.failed.append((version.key, str(exc)))
                 continue
             outcome.published.append(version.key)
             outcome.versions_written += outcome.files_written > files_before
-            if new_mod or (check_list and "mod" in version.files):
+            if "mod" in version.files:
                 to_list.append(unescape_version(version.escaped_version))
         listed = self.read_list(escaped_path) if "list" in present else []
         if to_list and not set(to_list) <= set(listed):
@@ -152,9 +150,8 @@ class ModuleStore:
         directory: Path,
         present: frozenset[str],
         outcome: ModuleOutcome,
-    ) -> bool:
-        """Publish one version's files in PUBLISH_ORDER; True if its ``.mod`` is new."""
-        new_mod = False
+    ) -> None:
+        """Publish one version's files in PUBLISH_ORDER."""
         staged: AtomicFile | None = None
         try:
             if "zip" in version.files:
@@ -166,14 +163,12 @@ class ModuleStore:
                         outcome.files_written += 1
                         outcome.bytes_written += staged.size
                     continue
-                if self._publish_small(
+                self._publish_small(
                     version.path(suffix), target, suffix, target.name in present, outcome
-                ):
-                    new_mod = new_mod or suffix == "mod"
+                )
         finally:
             if staged is not None:
                 staged.abort()
-        return new_mod
 
     def _stage_zip(
         self, version: LocalVersion, directory: Path, present: frozenset[str]

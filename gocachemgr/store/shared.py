@@ -50,15 +50,21 @@ def group_dir(path: Path) -> None:
     """mkdir with the group-shared mode (setgid so files keep the share's group).
 
     An existing entry must be a plain directory: a symlink planted in the share
-    must not redirect our writes.
+    must not redirect our writes. Looked at first, as it usually exists: an
+    lstat can be answered from the NFS attribute cache, a mkdir never.
     """
     try:
-        os.mkdir(path, 0o775)
-    except FileExistsError:
-        if not stat.S_ISDIR(os.lstat(path).st_mode):
-            raise OSError(
-                errno.ELOOP, "not a plain directory in the shared layout", str(path)
-            ) from None
+        existing = os.lstat(path).st_mode
+    except FileNotFoundError:
+        try:
+            os.mkdir(path, 0o775)
+        except FileExistsError:  # another node made it meanwhile
+            existing = os.lstat(path).st_mode
+        else:
+            existing = None
+    if existing is not None:
+        if not stat.S_ISDIR(existing):
+            raise OSError(errno.ELOOP, "not a plain directory in the shared layout", str(path))
         return
     mode = stat.S_IMODE(os.stat(path).st_mode)
     os.chmod(path, mode | stat.S_ISGID)
