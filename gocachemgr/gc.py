@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -406,8 +407,7 @@ def _collect_shared(
     protect_after = now - options.grace
     progress("gc: emptying the shared trash/ and tmp/")
     report.trash_deleted = _empty_trash(root / "trash", now - options.grace, options.dry_run)
-    for entry in _plain_files(root / "tmp"):
-        st = entry.stat(follow_symlinks=False)
+    for entry, st in _plain_files(root / "tmp"):
         report.temp_files_removed += _remove_old_temp(Path(entry.path), st, now, options.dry_run)
     progress("gc: scanning the shared tier")
     objects: dict[str, _Object] = {}
@@ -490,20 +490,28 @@ def _shared_manifests(
     return users
 
 
-def _plain_files(directory: Path) -> Iterator[os.DirEntry[str]]:
+def _plain_files(directory: Path) -> Iterator[tuple[os.DirEntry[str], os.stat_result]]:
+    """Regular files with their lstat; a file gone meanwhile (an upload in ``tmp/``
+    renamed into place) is skipped, not an error."""
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
         return
-    yield from (e for e in entries if e.is_file(follow_symlinks=False))
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            yield entry, st
 
 
 def _empty_trash(trash: Path, before: float, dry_run: bool) -> int:
     """Delete what has been in trash/ since before ``before`` (the name says when it came)."""
     deleted = 0
-    for entry in _plain_files(trash):
+    for entry, st in _plain_files(trash):
         m = _TRASHED.fullmatch(entry.name)
-        since = int(m.group(1)) / 1e9 if m else entry.stat(follow_symlinks=False).st_mtime
+        since = int(m.group(1)) / 1e9 if m else st.st_mtime
         if since < before:
             if not dry_run:
                 Path(entry.path).unlink(missing_ok=True)

@@ -251,10 +251,16 @@ def test_shared_gc_under_load(warm: Path, make_node: Callable[..., Node], tmp_pa
     collector = make_node("gc", share)
     done = threading.Event()
     runs: list[dict] = []
+    gc_errors: list[BaseException] = []
 
     def collect() -> None:
-        while not done.is_set():
-            runs.append(_gc(collector, "--tier", "shared", "--max-size", str(cap), "--grace", "1s"))
+        try:
+            while not done.is_set():
+                runs.append(
+                    _gc(collector, "--tier", "shared", "--max-size", str(cap), "--grace", "1s")
+                )
+        except BaseException as exc:  # a failed gc must fail the test, not just warn
+            gc_errors.append(exc)
 
     def build(i: int) -> None:
         nodes[i].go("build", "-o", str(tmp_path / f"bin{i}"), ".", cwd=trees[i])
@@ -267,6 +273,7 @@ def test_shared_gc_under_load(warm: Path, make_node: Callable[..., Node], tmp_pa
     finally:
         done.set()
         gc_thread.join()
+    assert gc_errors == [], gc_errors
     assert runs and any(_tier(r, "shared")["files_removed"] for r in runs), "gc did work"
     for node in nodes:
         node.run("sync")

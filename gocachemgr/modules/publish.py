@@ -154,14 +154,17 @@ def _record(
     """Account for one module's outcome; the directory counts as done only when all its
     versions are in the store."""
     by_key = {v.key: v for v in versions}
+    # A version can go up over several passes (its .mod while go still downloads the
+    # zip): it counts once, when the ledger first hears of it.
+    new = sum(1 for key in outcome.written if ledger.published(key) is None)
     ledger.record(
         [(key, by_key[key].signature) for key in outcome.published],
         None if outcome.failed else directory,
     )
-    report.versions_published += outcome.versions_written
+    report.versions_published += new
     report.files_written += outcome.files_written
     report.bytes_written += outcome.bytes_written
     report.failed += [f"{by_key[key].display}: {reason}" for key, reason in outcome.failed]
-    counters.add("modules_published", outcome.versions_written)
+    counters.add("modules_published", new)
     counters.add("module_bytes_published", outcome.bytes_written)
     counters.add("modules_publish_failed", len(outcome.failed))

@@ -47,7 +47,7 @@ class ModuleOutcome:
     """What publishing one module's versions did."""
 
     published: list[str] = field(default_factory=list)  # version keys now complete in the store
-    versions_written: int = 0  # versions that needed at least one file
+    written: list[str] = field(default_factory=list)  # version keys that needed a file
     failed: list[tuple[str, str]] = field(default_factory=list)  # (version key, reason)
     files_written: int = 0
     bytes_written: int = 0
@@ -136,7 +136,8 @@ class ModuleStore:
                 outcome.failed.append((version.key, str(exc)))
                 continue
             outcome.published.append(version.key)
-            outcome.versions_written += outcome.files_written > files_before
+            if outcome.files_written > files_before:
+                outcome.written.append(version.key)
             if "mod" in version.files:
                 to_list.append(unescape_version(version.escaped_version))
         listed = self.read_list(escaped_path) if "list" in present else []
