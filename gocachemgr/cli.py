@@ -527,8 +527,7 @@ def mod_pull(app: App, directory: Path, as_json: bool) -> None:
     from gocachemgr.modules.publish import publish_modules
     from gocachemgr.modules.pull import pull_modules
 
-    if app.config.shared_dir is None:
-        raise UserError("no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir")
+    app.config.require_shared_dir()
     progress = None if as_json else _pull_progress
     report = pull_modules(app.config, directory.resolve(), os.environ, progress=progress)
     publish = report.from_upstream and not app.config.read_only
@@ -567,8 +566,7 @@ def mod_verify(app: App, as_json: bool) -> None:
     from gocachemgr.store.shared import SharedStore, SharedUnavailable
 
     config = app.config
-    if config.shared_dir is None:
-        raise UserError("no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir")
+    config.require_shared_dir()
     config.refuse_read_only("verify the module store")  # it quarantines and rewrites lists
     shared = SharedStore(config.shared_dir)
     try:
@@ -823,8 +821,7 @@ def toolchain_show(app: App, as_json: bool) -> None:
     from gocachemgr.toolchain import find_go, go_facts, go_sha256, load_pin
 
     config = app.config
-    if config.shared_dir is None:
-        raise UserError("no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir")
+    config.require_shared_dir()
     try:
         pin = load_pin(config)
     except TimeoutError:

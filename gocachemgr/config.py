@@ -17,6 +17,7 @@ from gocachemgr.errors import ConfigError
 from gocachemgr.units import parse_size
 
 ENV_PREFIX = "GOCACHEMGR_"
+NO_SHARED_DIR = "no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir"
 CONFIG_ENV = "GOCACHEMGR_CONFIG"
 
 
@@ -251,6 +252,12 @@ class Config:
     @property
     def index_dir(self) -> Path:
         return self.local_dir / "index"
+
+    def require_shared_dir(self) -> Path:
+        """The shared dir, for a command that means nothing without one."""
+        if self.shared_dir is None:
+            raise ConfigError(NO_SHARED_DIR)
+        return self.shared_dir
 
     def refuse_read_only(self, action: str) -> None:
         """Stop a command whose whole point is writing the share on a node that only reads it."""

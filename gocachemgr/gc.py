@@ -365,8 +365,7 @@ def _scan_local_artifacts(
 
 def gc_shared(config: Config, options: GcOptions, progress: Progress) -> TierReport:
     """Collect the share under the ``gc`` lease (see the module docstring)."""
-    if config.shared_dir is None:
-        raise UserError("no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir")
+    config.require_shared_dir()
     if not options.dry_run:
         config.refuse_read_only("gc the shared tier")
     shared = SharedStore(config.shared_dir)

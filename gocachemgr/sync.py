@@ -23,8 +23,7 @@ class SyncResult:
 
 def sync_pending(config: Config, progress: Callable[[int, int], None] | None = None) -> SyncResult:
     """Upload every pending entry; raises UserError when the share cannot take uploads."""
-    if config.shared_dir is None:
-        raise UserError("no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir")
+    config.require_shared_dir()
     config.refuse_read_only("sync")
     reporter = Reporter(write=None)
     store = open_tiered(config, reporter=reporter)

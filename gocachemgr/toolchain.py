@@ -309,8 +309,7 @@ def pin_toolchain(config: Config, env: Mapping[str, str]) -> ToolchainPin:
     from gocachemgr.store.atomic import AtomicFile
     from gocachemgr.store.shared import SharedStore, SharedUnavailable, call_bounded
 
-    if config.shared_dir is None:
-        raise UserError("no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir")
+    config.require_shared_dir()
     config.refuse_read_only("pin the toolchain")
     go = find_go(config, env)
     facts = go_facts(go, env)

@@ -27,7 +27,6 @@ from gocachemgr.usage import UsageLog, host_platform, workspace_key
 from gocachemgr.wiring import open_tiered
 
 PULL_WORKERS = 8
-NO_SHARE = "no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir"
 
 Progress = Callable[[str], None]
 
@@ -113,8 +112,7 @@ def warm(
 ) -> WarmReport:
     """Download modules, build (and with ``tests`` compile the tests of) ``patterns``
     for each platform through the cache, then upload everything to the share."""
-    if config.shared_dir is None:
-        raise UserError(NO_SHARE)
+    config.require_shared_dir()
     config.refuse_read_only("warm the shared dir")
     patterns = list(patterns) or ["./..."]
     targets: list[str | None] = list(platforms) or [None]
@@ -169,8 +167,7 @@ def pull(
     """Copy into the local tier what the last builds of this workspace used (per platform),
     in parallel, at most ``prefetch_max_bytes``; the shared list first (the cluster's
     latest), else this node's."""
-    if config.shared_dir is None:
-        raise UserError(NO_SHARE)
+    config.require_shared_dir()
     store = open_tiered(config, reporter=Reporter(write=None))
     try:
         if not store.wait_shared(config.shared_timeout) or not store.shared_readable:

@@ -51,8 +51,7 @@ def publish_modules(
     Raises UserError when the share cannot take modules at all (missing,
     read-only, full); a version that fails alone is listed in ``failed``.
     """
-    if config.shared_dir is None:
-        raise UserError("no shared dir configured: set GOCACHEMGR_SHARED_DIR or --shared-dir")
+    config.require_shared_dir()
     config.refuse_read_only("publish modules")
     reporter = reporter or Reporter(write=None)
     counters = Counters()

@@ -79,12 +79,11 @@ def open_nofollow(path: Path) -> int:
         os.close(dir_fd)
 
 
-def call_bounded(fn: Callable[[], T], timeout: float) -> T:
-    """``fn()`` on a daemon thread: its result or exception, or TimeoutError after ``timeout``.
+def in_daemon_thread(fn: Callable[[], T], name: str) -> Future[T]:
+    """``fn()`` on a daemon thread; its result or exception arrives in the future.
 
-    For one-off calls into the share: on a dead hard NFS mount they block
-    forever, and a daemon thread (unlike a pool worker) does not hold the
-    process at exit.
+    A daemon thread, not a pool worker: the interpreter joins pool threads at
+    exit, so a call stuck on a dead hard NFS mount would hang the process.
     """
     done: Future[T] = Future()
 
@@ -94,8 +93,14 @@ def call_bounded(fn: Callable[[], T], timeout: float) -> T:
         except BaseException as exc:
             done.set_exception(exc)
 
-    threading.Thread(target=work, daemon=True, name="shared-call").start()
-    return done.result(timeout)
+    threading.Thread(target=work, daemon=True, name=name).start()
+    return done
+
+
+def call_bounded(fn: Callable[[], T], timeout: float) -> T:
+    """``fn()``'s result or exception, or TimeoutError after ``timeout``: for one-off
+    calls into the share (see ``in_daemon_thread``)."""
+    return in_daemon_thread(fn, "shared-call").result(timeout)
 
 
 class SharedStore:
@@ -160,14 +165,10 @@ class SharedStore:
             self._initialise()
 
     def open_in_background(self, on_unusable: Callable[[str], None]) -> Future[None]:
-        """Run ``open`` on a daemon thread; ``on_unusable(reason)`` is called before the
-        future resolves when the share cannot be used.
-
-        A daemon thread, not a pool worker: the interpreter joins pool threads
-        at exit, so a check stuck on a dead hard mount would hang the process.
+        """Run ``open`` on a daemon thread (``in_daemon_thread``); ``on_unusable(reason)``
+        is called before the future resolves when the share cannot be used.
         Unexpected exceptions are re-raised by the future's ``result``.
         """
-        done: Future[None] = Future()
 
         def check() -> None:
             try:
@@ -176,13 +177,8 @@ class SharedStore:
                 on_unusable(str(exc))
             except OSError as exc:
                 on_unusable(f"shared dir {self.root} failed its start-up check ({exc})")
-            except BaseException as exc:
-                done.set_exception(exc)
-                return
-            done.set_result(None)
 
-        threading.Thread(target=check, daemon=True, name="shared-open").start()
-        return done
+        return in_daemon_thread(check, "shared-open")
 
     def _initialise(self) -> None:
         """Lay out an empty share; a read-only empty share is unusable."""
